@@ -1,0 +1,17 @@
+//! The social security card (社会保障卡) in code.
+//!
+//! - [`apdu`], [`sw`]: ISO/IEC 7816-4 command/response APDUs and status words.
+//! - [`transport`]: the one seam to a card ([`transport::CardTransport`]) and the T=0 rules
+//!   (61XX/6CXX) applied in one place ([`transport::Session`]).
+//!
+//! **card-core does no I/O except through [`transport::CardTransport`], and never panics on card
+//! or reader input**: every malformed byte string is a typed error.
+//! The facts it encodes come from `../shared/reference/ssc-card.md` and `card-hsm-anchors.md`.
+
+pub mod apdu;
+pub mod sw;
+pub mod transport;
+
+pub use apdu::{ApduError, CommandApdu, ResponseApdu};
+pub use sw::StatusWord;
+pub use transport::{CardError, CardTransport, Session, TransportError};
