@@ -3,6 +3,7 @@
 //! - [`apdu`], [`sw`]: ISO/IEC 7816-4 command/response APDUs and status words.
 //! - [`transport`]: the one seam to a card ([`transport::CardTransport`]) and the T=0 rules
 //!   (61XX/6CXX) applied in one place ([`transport::Session`]).
+//! - [`vcard`]: a virtual card answering APDUs from a card image (tests, and `ssc-vcard` for vpcd).
 //!
 //! **card-core does no I/O except through [`transport::CardTransport`], and never panics on card
 //! or reader input**: every malformed byte string is a typed error.
@@ -11,6 +12,7 @@
 pub mod apdu;
 pub mod sw;
 pub mod transport;
+pub mod vcard;
 
 pub use apdu::{ApduError, CommandApdu, ResponseApdu};
 pub use sw::StatusWord;
