@@ -1,0 +1,158 @@
+//! Storage: one set of SQL over SQLite (embedded default) and PostgreSQL (production).
+//!
+//! Both schemas are column-for-column equal (migrations/sqlite, migrations/postgres) and every
+//! query is written once: the `dispatch!` macro expands the same body for each backend's concrete
+//! sqlx types, so each is type-checked for both databases. The only dialect differences are named
+//! here: how a write transaction begins (`BEGIN IMMEDIATE` on SQLite, plain `BEGIN` on PostgreSQL)
+//! and the row-lock suffix (`FOR UPDATE` on PostgreSQL; SQLite has one writer at a time).
+
+pub(crate) mod batch;
+pub(crate) mod queries;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+use crate::error::{LedgerError, Result};
+
+/// A value per backend. `Store` holds the pools, `Tx` an open write transaction.
+#[derive(Debug, Clone)]
+pub(crate) enum Backend<S, P> {
+    /// SQLite.
+    Sqlite(S),
+    /// PostgreSQL.
+    Postgres(P),
+}
+
+/// The connection pools.
+pub(crate) type Store = Backend<SqlitePool, PgPool>;
+/// An open write transaction.
+pub(crate) type Tx = Backend<Transaction<'static, Sqlite>, Transaction<'static, Postgres>>;
+
+/// Expands `$body` once per backend with `$conn` bound to that backend's value.
+macro_rules! dispatch {
+    ($target:expr, $conn:ident => $body:expr) => {
+        match $target {
+            $crate::store::Backend::Sqlite($conn) => $body,
+            $crate::store::Backend::Postgres($conn) => $body,
+        }
+    };
+}
+pub(crate) use dispatch;
+
+/// How long an SQLite connection waits for the write lock before failing (ms). Account creation
+/// and the writer share the single SQLite writer slot.
+const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// Connection settings of a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most pooled connections (the writer uses one at a time; the rest serve reads).
+    pub connections_max: u32,
+    /// How long to wait for a pooled connection, ms.
+    pub acquire_timeout_ms: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            connections_max: 8,
+            acquire_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Store {
+    /// Opens an SQLite file (created if missing) in WAL mode with `synchronous=FULL`.
+    ///
+    /// Why FULL: in WAL mode `synchronous=NORMAL` does not fsync at commit, only at checkpoints,
+    /// so a power loss or OS crash can lose the last commits after they were acknowledged
+    /// (limits.md §2). An acknowledged settlement must survive that, and group commit pays the
+    /// one fsync per batch, not per posting.
+    pub(crate) async fn open_sqlite(path: &Path, options: &StoreOptions) -> Result<Store> {
+        let connect = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.connections_max)
+            .acquire_timeout(Duration::from_millis(options.acquire_timeout_ms))
+            .connect_with(connect)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Backend::Sqlite(pool))
+    }
+
+    /// Opens PostgreSQL from already-built options (tests set a per-test `search_path` here).
+    pub(crate) async fn open_postgres(
+        connect: PgConnectOptions,
+        options: &StoreOptions,
+    ) -> Result<Store> {
+        let pool = PgPoolOptions::new()
+            .max_connections(options.connections_max)
+            .acquire_timeout(Duration::from_millis(options.acquire_timeout_ms))
+            .connect_with(connect)
+            .await?;
+        // sqlx takes an advisory lock while migrating, so several processes may start at once.
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Backend::Postgres(pool))
+    }
+
+    /// Opens by URL: `sqlite:PATH` / `sqlite://PATH` or `postgres://...` / `postgresql://...`.
+    pub(crate) async fn open_url(url: &str, options: &StoreOptions) -> Result<Store> {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or(url.strip_prefix("sqlite:"))
+        {
+            Store::open_sqlite(Path::new(path), options).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let connect = PgConnectOptions::from_str(url)?;
+            Store::open_postgres(connect, options).await
+        } else {
+            Err(LedgerError::UnsupportedUrl)
+        }
+    }
+
+    /// Begins a write transaction: `BEGIN IMMEDIATE` on SQLite (takes the write lock up front, so
+    /// the read-then-write batch never fails to upgrade a read snapshot), `BEGIN` on PostgreSQL
+    /// (READ COMMITTED; rows are locked explicitly with `FOR UPDATE`).
+    pub(crate) async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Backend::Sqlite(pool) => Backend::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres(pool) => Backend::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Closes the pools.
+    pub(crate) async fn close(&self) {
+        dispatch!(self, pool => pool.close().await);
+    }
+}
+
+impl Tx {
+    /// The suffix that locks selected rows until commit (PostgreSQL), empty on SQLite whose
+    /// `BEGIN IMMEDIATE` already excludes every other writer.
+    pub(crate) fn lock_suffix(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "",
+            Backend::Postgres(_) => " FOR UPDATE",
+        }
+    }
+
+    /// Commits.
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        dispatch!(self, tx => tx.commit().await)
+    }
+
+    /// Rolls back.
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        dispatch!(self, tx => tx.rollback().await)
+    }
+}
