@@ -16,7 +16,7 @@ mod bas;
 mod records;
 mod types;
 
-pub use bas::{CardBasOutput, card_bas_output};
+pub use bas::{CardBasOutput, TERMINAL_NUMBER_LEN_MAX, card_bas_output};
 pub use records::{
     CARD_NUMBER_LEN, CardIdentity, EF05_TAGS, EF06_TAGS, Holder, RecordSet, decode_an, decode_cn,
     decode_date, decode_gbk, read_record_command, record_value, spec_len,
