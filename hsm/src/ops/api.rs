@@ -16,8 +16,9 @@ use crate::pin::PinBlockFormat;
 use crate::tr31::Tr31Version;
 
 /// Every operation name the API accepts.
-pub const OPERATIONS: [&str; 24] = [
+pub const OPERATIONS: [&str; 25] = [
     "CreateKey",
+    "ImportKeyComponents",
     "GenerateKey",
     "GetKey",
     "ListKeys",
@@ -228,6 +229,37 @@ fn dispatch(hsm: &mut Hsm, caller: &str, operation: &str, body: &Value) -> Resul
     let alias = || b.str("alias");
     match operation {
         "CreateKey" | "GenerateKey" => Ok(metadata_json(&hsm.create_key(caller, key_header(&b)?)?)),
+        "ImportKeyComponents" => {
+            let list = match map.get("components") {
+                Some(Value::Array(items)) if (1..=3).contains(&items.len()) => items,
+                _ => {
+                    return Err(invalid(
+                        "components",
+                        "must be an array of 1 to 3 hex strings",
+                    ));
+                }
+            };
+            let mut components = Vec::with_capacity(list.len());
+            for (i, item) in list.iter().enumerate() {
+                let field = format!("components[{i}]");
+                let text = item
+                    .as_str()
+                    .ok_or_else(|| invalid(&field, "must be a hex string"))?;
+                let bytes = crate::error::decode_hex(text).map_err(|e| HsmError::InvalidHex {
+                    field: field.clone(),
+                    reason: e.to_string(),
+                })?;
+                components.push(zeroize::Zeroizing::new(bytes));
+            }
+            let refs: Vec<&[u8]> = components.iter().map(|c| c.as_slice()).collect();
+            let meta = hsm.import_key_components(
+                caller,
+                key_header(&b)?,
+                &refs,
+                kcv_field(&b, "expected_kcv")?,
+            )?;
+            Ok(metadata_json(&meta))
+        }
         "GetKey" => Ok(metadata_json(&hsm.get_key(caller, alias()?)?)),
         "ListKeys" => {
             let keys: Vec<Value> = hsm.list_keys(caller)?.iter().map(metadata_json).collect();

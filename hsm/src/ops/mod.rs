@@ -170,6 +170,29 @@ impl Hsm {
         })
     }
 
+    /// `ImportKeyComponents`: forms a key as the XOR of 1-3 clear components (key ceremony,
+    /// payShield A4 style) and stores it; the custodians may give the KCV they expect. Input
+    /// only: nothing clear comes back.
+    ///
+    /// Errors: [`HsmError::KcvMismatch`], component and alias errors.
+    pub fn import_key_components(
+        &mut self,
+        caller: &str,
+        header: KeyHeader,
+        components: &[&[u8]],
+        expected_kcv: Option<[u8; 3]>,
+    ) -> Result<KeyMetadata, HsmError> {
+        self.run(caller, "ImportKeyComponents", |store, ctx| {
+            ctx.keys.push(AuditKey {
+                alias: header.alias.clone(),
+                kcv: None,
+            });
+            let meta = store.import_components(header, components, expected_kcv)?;
+            note_kcv(ctx, &meta);
+            Ok(meta)
+        })
+    }
+
     /// `GetKey`: metadata and KCV only.
     ///
     /// Errors: [`HsmError::KeyNotFound`].
