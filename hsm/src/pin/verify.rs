@@ -12,14 +12,23 @@ use super::{PinBlockFormat, decipher_pin};
 use crate::error::{Error, Result};
 use crate::primitives::tdes_encrypt_block;
 
-/// Parameters of the IBM 3624 method.
-#[derive(Debug, Clone, Copy)]
+/// Parameters of the IBM 3624 method. `Debug` hides the validation data (usually PAN digits).
+#[derive(Clone, Copy)]
 pub struct Ibm3624Params<'a> {
     /// Decimalisation table: 16 decimal digits, the digit for hex 0..F (e.g. `0123456789012345`).
     pub decimalization_table: &'a str,
     /// Validation data: 16 hex digits enciphered under the PVK (usually PAN digits padded
     /// with a pad character, chosen by the issuer).
     pub validation_data: &'a str,
+}
+
+impl core::fmt::Debug for Ibm3624Params<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Ibm3624Params")
+            .field("decimalization_table", &self.decimalization_table)
+            .field("validation_data", &"<redacted>")
+            .finish()
+    }
 }
 
 fn parse_table(table: &str) -> Result<[u8; 16]> {
