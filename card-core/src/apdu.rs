@@ -10,6 +10,8 @@
 
 use std::fmt;
 
+use zeroize::Zeroizing;
+
 use crate::sw::StatusWord;
 
 /// Most data bytes in one command APDU: the extended Lc field is 16 bits (ISO 7816-4 §5.1).
@@ -65,14 +67,14 @@ pub enum ApduError {
 /// A command APDU: header, optional data (Nc bytes) and optional Ne.
 ///
 /// Invariant (checked by every constructor): `data.len() <= APDU_DATA_LEN_MAX` and
-/// `ne` is `None` or in `1..=APDU_NE_MAX`.
+/// `ne` is `None` or in `1..=APDU_NE_MAX`. The data is zeroized on drop: a VERIFY carries the PIN.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CommandApdu {
     cla: u8,
     ins: u8,
     p1: u8,
     p2: u8,
-    data: Vec<u8>,
+    data: Zeroizing<Vec<u8>>,
     ne: Option<u32>,
 }
 
@@ -85,7 +87,7 @@ impl CommandApdu {
             ins,
             p1,
             p2,
-            data: Vec::new(),
+            data: Zeroizing::new(Vec::new()),
             ne: None,
         }
     }
@@ -98,7 +100,7 @@ impl CommandApdu {
                 len_bytes: data.len(),
             });
         }
-        self.data = data;
+        self.data = Zeroizing::new(data);
         Ok(self)
     }
 
@@ -159,6 +161,7 @@ impl CommandApdu {
     }
 
     /// Encodes the APDU: short form when both Nc and Ne fit, extended form otherwise.
+    /// The caller owns the copy of the data; wrap it in [`Zeroizing`] where it may hold a PIN.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(4 + 3 + self.data.len() + 3);
         out.extend_from_slice(&[self.cla, self.ins, self.p1, self.p2]);
@@ -248,7 +251,7 @@ impl CommandApdu {
             }
         };
         Ok(Self {
-            data: data.to_vec(),
+            data: Zeroizing::new(data.to_vec()),
             ne,
             ..header
         })
@@ -288,7 +291,8 @@ impl fmt::Debug for CommandApdu {
     }
 }
 
-/// A response APDU: data followed by the status word SW1-SW2.
+/// A response APDU: data followed by the status word SW1-SW2. The data is personal data more often
+/// than not (names, ID numbers, PANs); callers that keep it decide how to protect it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ResponseApdu {
     data: Vec<u8>,

@@ -6,6 +6,8 @@
 //! Following 61XX/6CXX is bounded by [`TRANSPORT_FOLLOW_MAX`] so that a card that keeps answering
 //! 61XX cannot hang a kiosk (anchors §1.2: "endless loop risk").
 
+use zeroize::Zeroizing;
+
 use crate::apdu::{ApduError, CommandApdu, ResponseApdu};
 use crate::sw::StatusWord;
 
@@ -97,7 +99,8 @@ impl<T: CardTransport> Session<T> {
     /// Errors: [`TransportError`], including [`TransportError::ChainTooLong`].
     pub fn exchange(&mut self, command: &CommandApdu) -> Result<ResponseApdu, TransportError> {
         let mut data = Vec::new();
-        let mut next = command.to_bytes();
+        // The encoded command may carry a PIN (VERIFY): zeroize every copy we make.
+        let mut next = Zeroizing::new(command.to_bytes());
         let mut resent_for_le = false;
         for _ in 0..=TRANSPORT_FOLLOW_MAX {
             let raw = self.transport.transmit(&next)?;
@@ -108,9 +111,11 @@ impl<T: CardTransport> Session<T> {
             }
             data.extend_from_slice(response.data());
             if let Some(remaining) = sw.remaining_bytes() {
-                next = CommandApdu::new(command.cla() & 0x03, 0xC0, 0, 0)
-                    .with_ne(remaining)?
-                    .to_bytes();
+                next = Zeroizing::new(
+                    CommandApdu::new(command.cla() & 0x03, 0xC0, 0, 0)
+                        .with_ne(remaining)?
+                        .to_bytes(),
+                );
                 continue;
             }
             if let Some(exact) = sw.exact_le() {
@@ -119,7 +124,7 @@ impl<T: CardTransport> Session<T> {
                 if !resent_for_le {
                     resent_for_le = true;
                     data.clear();
-                    next = command.clone().with_ne(exact)?.to_bytes();
+                    next = Zeroizing::new(command.clone().with_ne(exact)?.to_bytes());
                     continue;
                 }
             }
