@@ -160,7 +160,7 @@ pub fn derive_session_key_pboc(
 }
 
 /// EMV common session key derivation (EMV 4.x Book 2 A1.3.1, 3DES) from any 8-byte
-/// diversification value R: SK = odd-parity(3DES_MK(R with R[2] = F0) ‖ 3DES_MK(R with R[2] = 0F)).
+/// diversification value R: SK = odd-parity(3DES_MK(R with byte 2 = F0) ‖ 3DES_MK(R with byte 2 = 0F)).
 ///
 /// Errors: none in practice (fixed-size key).
 pub fn derive_common_session_key(mk: &[u8; 16], r: [u8; 8]) -> Result<Zeroizing<[u8; 16]>> {
@@ -193,7 +193,7 @@ pub fn derive_session_key_emv_csk(
 
 /// EMV common session key for AES master keys (EMV 4.x Book 2 A1.3.1 with 16-byte blocks, as
 /// we read it): R = ATC‖00×10‖UN; SK = leftmost key-length bytes of
-/// AES_MK(R with R[2] = F0) ‖ AES_MK(R with R[2] = 0F). A 16-byte MK gives a 16-byte SK.
+/// AES_MK(R with byte 2 = F0) ‖ AES_MK(R with byte 2 = 0F). A 16-byte MK gives a 16-byte SK.
 ///
 /// **Unverified: no public AES CSK vector found**; tests compose the steps by hand.
 /// Errors: [`Error::InvalidKeyLength`] unless `mk` is 16, 24 or 32 bytes.
