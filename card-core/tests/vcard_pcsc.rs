@@ -147,6 +147,8 @@ fn scriptor(apdu: &str) -> String {
 #[test]
 fn virtual_card_through_pcscd_vpcd_scriptor_and_the_pcsc_crate() {
     let ctx = pcsc_context();
+    // Start from an empty reader (a card left by an earlier run would answer instead of ours).
+    wait_removed(&ctx);
 
     // 1. scriptor sends SELECT SSSE and sees 90 00 (Beijing 2.00 card, answers directly).
     let (process, card) = insert(&ctx, "beijing-2g.toml");

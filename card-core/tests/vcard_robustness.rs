@@ -84,3 +84,28 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The image loader is a parser of file input: it never panics, on noise or on a fixture
+    /// with one byte changed.
+    #[test]
+    fn image_loader_never_panics(
+        noise in ".{0,400}",
+        image in 0usize..3,
+        at in any::<proptest::sample::Index>(),
+        byte in 0x20u8..0x7F,
+    ) {
+        let _ = card_core::vcard::CardImage::from_toml_str(&noise);
+        let mut text = [TIANJIN, BEIJING, HEBEI][image].as_bytes().to_vec();
+        let i = at.index(text.len());
+        text[i] = byte;
+        if let Ok(text) = String::from_utf8(text)
+            && let Ok(image) = card_core::vcard::CardImage::from_toml_str(&text)
+        {
+            let mut card = card_core::vcard::VirtualCard::new(image, 1);
+            prop_assert!(card.process(&h(SELECT_SSSE)).len() >= 2);
+        }
+    }
+}

@@ -102,7 +102,7 @@ impl CardImage {
             });
         }
         let raw: RawImage = toml::from_str(text).map_err(|e| ImageError::Toml {
-            message: e.message().to_owned(),
+            message: mask_quoted(e.message()),
             span: e.span(),
         })?;
         raw.validate()
@@ -316,6 +316,33 @@ impl RawImage {
     }
 }
 
+/// The parser's message with every quoted value (`` `...` `` or `"..."`) replaced by `…`: serde
+/// quotes the offending value, which may be an ID number, a name or a key.
+fn mask_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quote: Option<char> = None;
+    for c in message.chars() {
+        match quote {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                quote = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '`' || c == '"' {
+                    quote = Some(c);
+                }
+            }
+        }
+    }
+    if quote.is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// Hex string (spaces allowed) to bytes.
 pub(crate) fn hex_field(field: &'static str, text: &str) -> Result<Vec<u8>, ImageError> {
     let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
@@ -417,6 +444,17 @@ fn pin_digits(field: &'static str, text: &str) -> Result<Zeroizing<Vec<u8>>, Ima
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_errors_do_not_repeat_the_value() {
+        let text = "label = \"x\"\natr = \"3B00\"\n[ssse]\nssn = 120101198805121236\n";
+        let err = CardImage::from_toml_str(text).unwrap_err().to_string();
+        assert!(!err.contains("120101198805121236"), "{err}");
+        assert_eq!(
+            mask_quoted("invalid type: integer `42`, expected \"a\""),
+            "invalid type: integer `…`, expected \"…\""
+        );
+    }
 
     #[test]
     fn bcd_pads_with_f_and_gbk_with_00() {
