@@ -16,5 +16,7 @@ pub mod mac;
 pub mod ops;
 pub mod pin;
 pub mod primitives;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod sm;
 pub mod tr31;
