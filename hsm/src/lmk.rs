@@ -92,8 +92,8 @@ impl std::fmt::Debug for Lmk {
 impl Lmk {
     /// Builds the LMK from 32 raw bytes.
     ///
-    /// Errors: [`LmkError::BadHex`] never; fails only if `ring` refuses the key (it does not for
-    /// 32 bytes), reported as [`LmkError::Authentication`].
+    /// Errors: [`LmkError::Authentication`] only if `ring` or the CMAC refuses the key, which
+    /// they do not for 32 bytes.
     pub fn from_bytes(bytes: &[u8; LMK_LEN]) -> Result<Self, LmkError> {
         let kcv_full =
             crate::mac::cmac_aes(bytes, &[0u8; 16]).map_err(|_| LmkError::Authentication)?;

@@ -300,3 +300,42 @@ fn debug_output_shows_no_key_material() {
     let journal = std::fs::read(dir.path().join(JOURNAL_FILE)).unwrap();
     assert!(!journal.windows(16).any(|w| w == key));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        /// Whatever follows a valid journal header, opening never panics: it replays, cuts a
+        /// torn tail, or refuses with a typed error.
+        #[test]
+        fn opening_any_journal_never_panics(tail in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let dir = tempfile::tempdir().unwrap();
+            drop(KeyStore::open(dir.path(), lmk(LMK_A)).unwrap());
+            let path = dir.path().join(JOURNAL_FILE);
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes.extend_from_slice(&tail);
+            std::fs::write(&path, &bytes).unwrap();
+            let _ = KeyStore::open(dir.path(), lmk(LMK_A));
+        }
+
+        /// A random prefix of a real journal (a crash mid-write) always opens.
+        #[test]
+        fn any_prefix_of_a_journal_opens(cut_per_mille in 0u64..1000) {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let mut store = KeyStore::open(dir.path(), lmk(LMK_A)).unwrap();
+                for i in 0..3 {
+                    store.generate(header(&format!("k{i}"), KeyAlgorithm::Aes128, KeyUsage::D0, ModeOfUse::B)).unwrap();
+                }
+            }
+            let path = dir.path().join(JOURNAL_FILE);
+            let bytes = std::fs::read(&path).unwrap();
+            let body = bytes.len() - 16;
+            let cut = 16 + usize::try_from(u64::try_from(body).unwrap() * cut_per_mille / 1000).unwrap();
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            prop_assert!(KeyStore::open(dir.path(), lmk(LMK_A)).is_ok());
+        }
+    }
+}

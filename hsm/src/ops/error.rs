@@ -134,6 +134,10 @@ impl HsmError {
             Self::UnknownOperation { .. } => "UNKNOWN_OPERATION",
             Self::Crypto(_) => "CRYPTO_INPUT",
             Self::Store(KeyStoreError::InvalidAlias) => "INVALID_ALIAS",
+            Self::Store(KeyStoreError::KeyLength { .. } | KeyStoreError::Components { .. }) => {
+                "INVALID_KEY_MATERIAL"
+            }
+            Self::Store(KeyStoreError::Full) => "KEY_STORE_FULL",
             Self::Store(_) => "KEY_STORE",
             Self::Audit(_) => "AUDIT_LOG",
         }
@@ -146,7 +150,12 @@ impl HsmError {
         match self {
             Self::KeyNotFound { .. } | Self::UnknownOperation { .. } => 404,
             Self::AliasExists { .. } => 409,
-            Self::Store(KeyStoreError::InvalidAlias) => 400,
+            Self::Store(
+                KeyStoreError::InvalidAlias
+                | KeyStoreError::KeyLength { .. }
+                | KeyStoreError::Components { .. }
+                | KeyStoreError::Full,
+            ) => 400,
             Self::Store(_) | Self::Audit(_) => 500,
             _ => 400,
         }
