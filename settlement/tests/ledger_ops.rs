@@ -162,30 +162,34 @@ async fn duplicate_ids_return_first_result_or_conflict() {
         );
         // Concurrent repeats of one new id (likely in one batch): one effect, one receipt.
         let again = medical_split(&bj, person, 1_00, 1_00, 1_00);
-        let answers = futures_join(&ledger, &again, 20).await;
+        let ledger = std::sync::Arc::new(ledger);
+        let answers = concurrent_copies(&ledger, &again, 20).await;
+        assert_eq!(answers.len(), 20);
         assert!(answers.windows(2).all(|w| w[0] == w[1]));
         assert_eq!(
             ledger.balance(bj.institution).await.unwrap().credits_posted,
             fen(9_00)
         );
         assert!(ledger.verify().await.unwrap().is_consistent());
-        ledger.close().await;
+        std::sync::Arc::into_inner(ledger).unwrap().close().await;
         test.drop_db().await;
     }
 }
 
-async fn futures_join(
-    ledger: &settlement::Ledger,
+/// Submits `copies` of one posting from concurrent tasks (likely landing in one batch).
+async fn concurrent_copies(
+    ledger: &std::sync::Arc<settlement::Ledger>,
     posting: &settlement::Posting,
     copies: usize,
 ) -> Vec<settlement::Receipt> {
-    let mut set = Vec::new();
+    let mut tasks = Vec::new();
     for _ in 0..copies {
-        set.push(ledger.post(posting.clone()));
+        let (ledger, posting) = (ledger.clone(), posting.clone());
+        tasks.push(tokio::spawn(async move { ledger.post(posting).await }));
     }
     let mut receipts = Vec::new();
-    for answer in set {
-        receipts.push(answer.await.unwrap());
+    for task in tasks {
+        receipts.push(task.await.unwrap().unwrap());
     }
     receipts
 }
