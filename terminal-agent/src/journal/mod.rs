@@ -1,0 +1,25 @@
+//! The durable journal of every message the agent sends to the settlement switch, and the
+//! store-and-forward of reversals (冲正, infno 2601).
+//!
+//! - [`envelope`]: the national interface's JSON envelope (medical-settlement.md §1.1) and the
+//!   30-character msgid.
+//! - [`store`]: SQLite (WAL, `synchronous = FULL`): a message is on disk **before** it is sent.
+//! - [`switch`]: the client of `POST /fsi/api/rsfComIfsService/callService`; a reply with
+//!   `infcode` 0 is an acknowledgement. The settlement switch of issue 5 does not exist yet:
+//!   this client follows the national envelope, and the tests play the switch with a small axum
+//!   server (a stand-in).
+//! - [`send`]: one settlement: journal, send, and on a timeout (outcome **unknown**, never
+//!   "failed": the switch may have settled) queue a 2601 reversal keyed by the original msgid.
+//! - [`forwarder`]: retries queued reversals with a doubling backoff until the switch
+//!   acknowledges them, across agent restarts (the schedule is in the database).
+
+pub mod envelope;
+pub mod forwarder;
+pub mod send;
+pub mod store;
+pub mod switch;
+
+pub use envelope::{Envelope, EnvelopeHeader, MSGID_LEN};
+pub use send::{SendOutcome, send_message};
+pub use store::{Journal, JournalError, MessageState, StoredMessage};
+pub use switch::{SwitchClient, SwitchError, SwitchReply};
