@@ -413,16 +413,17 @@ pub(crate) fn bcd_padded(
 }
 
 /// `cn` date `YYYYMMDD` in 4 BCD bytes.
-fn bcd_date(field: &'static str, text: &str) -> Result<Vec<u8>, ImageError> {
+pub(crate) fn bcd_date(field: &'static str, text: &str) -> Result<Vec<u8>, ImageError> {
+    // A calendar date (no 20230230): the reader decodes it with the same rule (`CardDate::new`).
     let ok = text.len() == 8
         && text.bytes().all(|b| b.is_ascii_digit())
         && matches!(
-            text.get(4..6).and_then(|m| m.parse::<u8>().ok()),
-            Some(1..=12)
-        )
-        && matches!(
-            text.get(6..8).and_then(|d| d.parse::<u8>().ok()),
-            Some(1..=31)
+            (
+                text.get(0..4).and_then(|y| y.parse::<u16>().ok()),
+                text.get(4..6).and_then(|m| m.parse::<u8>().ok()),
+                text.get(6..8).and_then(|d| d.parse::<u8>().ok()),
+            ),
+            (Some(y), Some(m), Some(d)) if crate::ssc::CardDate::new(y, m, d).is_some()
         );
     if !ok {
         return Err(bad(field, "must be a date YYYYMMDD"));

@@ -19,7 +19,7 @@ use crate::apdu::CommandApdu;
 use crate::sw::StatusWord;
 
 use super::fs::{CurrentDf, PPSE_NAME, PSE_NAME};
-use super::image::{ImageError, bcd_padded, hex_field, key16};
+use super::image::{ImageError, bcd_date, bcd_padded, hex_field, key16};
 use super::{Delivery, Reply, VirtualCard, ber_tlv};
 
 /// SFI of the PSE directory file (the PSE FCI's tag 88).
@@ -196,10 +196,9 @@ fn ascii(field: &'static str, text: &str, len_max: usize) -> Result<Vec<u8>, Ima
 
 /// `YYYYMMDD` → the 3-byte BCD `YYMMDD` of tags 5F24/5F25.
 fn yymmdd(field: &'static str, text: &str) -> Result<Vec<u8>, ImageError> {
-    match text.get(2..) {
-        Some(short) if text.len() == 8 => bcd_padded(field, short, 3),
-        _ => Err(bad(field, "must be a date YYYYMMDD")),
-    }
+    // A calendar date (no 20231399); the card holds its last three BCD bytes YYMMDD.
+    let yyyymmdd = bcd_date(field, text)?;
+    Ok(yyyymmdd.get(1..).unwrap_or_default().to_vec())
 }
 
 /// Total data length a DOL asks for (EMV Book 3 §5.4): tags of 1..=3 bytes, one length byte each.
@@ -236,6 +235,10 @@ fn dol_data_len(field: &'static str, dol: &[u8]) -> Result<usize, ImageError> {
         }
         total += usize::from(*len);
         rest = t;
+    }
+    // The data must fit one command (GPO template 83, GENERATE AC): the reader's own limit.
+    if total > crate::dol::DOL_DATA_LEN_MAX {
+        return Err(bad(field, "asks for more than 255 bytes of data"));
     }
     Ok(total)
 }
@@ -376,10 +379,17 @@ impl VirtualCard {
         if (cmd.p1(), cmd.p2()) != (0, 0) {
             return Reply::status(StatusWord::INCORRECT_P1_P2);
         }
-        match cmd.data() {
-            [0x83, len, rest @ ..]
-                if usize::from(*len) == rest.len() && rest.len() == app.pdol_data_len => {}
-            _ => return Reply::status(StatusWord::WRONG_LENGTH),
+        // Template 83 with a short length, or the `81 xx` form once the PDOL data reaches 128
+        // bytes (EMV 4.4 Book 3 Annex B; card-core's `gpo_command` writes minimal lengths).
+        let pdol_data = match cmd.data() {
+            [0x83, len @ 0..=0x7F, rest @ ..] if usize::from(*len) == rest.len() => Some(rest),
+            [0x83, 0x81, len @ 0x80..=0xFF, rest @ ..] if usize::from(*len) == rest.len() => {
+                Some(rest)
+            }
+            _ => None,
+        };
+        if pdol_data.is_none_or(|data| data.len() != app.pdol_data_len) {
+            return Reply::status(StatusWord::WRONG_LENGTH);
         }
         let body = [ber_tlv(&[0x82], &app.aip), ber_tlv(&[0x94], &app.afl)].concat();
         self.volatile.txn = Transaction {
