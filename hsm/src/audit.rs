@@ -113,7 +113,15 @@ impl AuditLog {
         let keys: Vec<_> = entry
             .keys
             .iter()
-            .map(|k| json!({"alias": k.alias, "kcv": k.kcv}))
+            .map(|k| {
+                // An alias no key can have is caller text (perhaps a pasted key or PAN): not logged.
+                let alias = if crate::keystore::alias_is_valid(&k.alias) {
+                    k.alias.as_str()
+                } else {
+                    "(invalid alias)"
+                };
+                json!({"alias": alias, "kcv": k.kcv})
+            })
             .collect();
         let mut line = json!({
             "time_utc": crate::keystore::utc_now(),

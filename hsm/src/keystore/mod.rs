@@ -279,8 +279,14 @@ impl KeyStore {
 
     /// Metadata of a live (enabled or disabled) key.
     ///
-    /// Errors: [`KeyStoreError::KeyNotFound`] (also for deleted keys).
+    /// Errors: [`KeyStoreError::KeyNotFound`] (also for deleted keys),
+    /// [`KeyStoreError::InvalidAlias`] for an alias no key can have.
     pub fn get(&self, alias: &str) -> Result<&KeyMetadata, KeyStoreError> {
+        // No stored key has an invalid alias; refusing it here keeps arbitrary caller text
+        // (a pasted key or PAN, 100 kB, control characters) out of the KeyNotFound message.
+        if !alias_is_valid(alias) {
+            return Err(KeyStoreError::InvalidAlias);
+        }
         match self.keys.get(alias) {
             Some(e) if e.meta.state != KeyState::Deleted => Ok(&e.meta),
             _ => Err(KeyStoreError::KeyNotFound {
