@@ -35,6 +35,9 @@ pub(crate) struct Journal {
     file: File,
     path: PathBuf,
     next_seq: u64,
+    /// Set when a failed append could not be rolled back: the file may end in a partial frame,
+    /// so no further record may follow it until the store is reopened (which cuts the tail).
+    poisoned: bool,
 }
 
 /// What replay found.
@@ -126,6 +129,7 @@ impl Journal {
                 file,
                 path,
                 next_seq: seq,
+                poisoned: false,
             },
             Replay {
                 records,
@@ -147,14 +151,42 @@ impl Journal {
         let mut frame = Vec::with_capacity(4 + sealed.len());
         frame.extend_from_slice(&len.to_be_bytes());
         frame.extend_from_slice(&sealed);
-        let io = |source| KeyStoreError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        self.file.write_all(&frame).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
+        let path = self.path.clone();
+        let io = |source| KeyStoreError::Io { path, source };
+        if self.poisoned {
+            return Err(io(std::io::Error::other(
+                "an earlier journal write failed and could not be undone; reopen the key store",
+            )));
+        }
+        let end = self
+            .file
+            .stream_position()
+            .map_err(io_error_for(&self.path))?;
+        let written = self
+            .file
+            .write_all(&frame)
+            .and_then(|()| self.file.sync_data());
+        if let Err(source) = written {
+            // Not acknowledged. Cut the partial frame so that the next record follows the last
+            // good one: left in place, a reopen would read it as tampering, or cut the records
+            // acknowledged after it as a torn tail.
+            let rollback = self
+                .file
+                .set_len(end)
+                .and_then(|()| self.file.seek(SeekFrom::Start(end)))
+                .and_then(|_| self.file.sync_data());
+            self.poisoned = rollback.is_err();
+            return Err(io(source));
+        }
         self.next_seq += 1;
         Ok(())
+    }
+}
+
+fn io_error_for(path: &Path) -> impl FnOnce(std::io::Error) -> KeyStoreError + '_ {
+    move |source| KeyStoreError::Io {
+        path: path.to_path_buf(),
+        source,
     }
 }
 
