@@ -186,10 +186,14 @@ pub fn read_bank(link: &mut CardLink<'_>) -> Result<BankReading, AgentError> {
 
 /// Presents `pin` to the social security application (SELECT SSSE, VERIFY).
 ///
-/// Errors: [`AgentError::PinWrong`] with the tries left, [`AgentError::PinBlocked`], card faults.
+/// Errors: [`AgentError::PinWrong`] with the tries left (1 or more), [`AgentError::PinBlocked`]
+/// on `6983` and on `63C0` (the last try failed), card faults.
 pub fn verify_pin(link: &mut CardLink<'_>, pin: &Pin) -> Result<(), AgentError> {
     let mut session = Session::new(link.transport.as_mut());
     ssc::select_ssse(&mut session)?;
-    auth::verify_pin(&mut session, pin)?;
-    Ok(())
+    match auth::verify_pin(&mut session, pin) {
+        // `63C0`: wrong, and no try left: the PIN is now blocked (the next VERIFY answers 6983).
+        Err(auth::AuthError::PinWrong { tries_left: 0 }) => Err(AgentError::PinBlocked),
+        other => Ok(other?),
+    }
 }

@@ -7,6 +7,8 @@
 //!   drop (pcsc-rust #62), so other programs sharing the card are not disturbed.
 //! - The receive buffer is `MAX_BUFFER_SIZE_EXTENDED` (pcsc-rust #24: `transmit` cannot say how
 //!   much it needed).
+//! - An answer without SW1-SW2 (vpcd's answer when the card vanished mid-command) →
+//!   [`TransportError::CardAbsent`].
 //! - SCARD_W_RESET_CARD → reconnect once (`LeaveCard`); SCARD_W_REMOVED_CARD and
 //!   SCARD_E_NO_SMARTCARD → [`TransportError::CardAbsent`]; SCARD_E_NO_SERVICE → a new context
 //!   on the next job (card-hsm-anchors.md §1.1).
@@ -208,11 +210,14 @@ pub struct PcscTransport<'tx> {
 impl CardTransport for PcscTransport<'_> {
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
         trace_command(command);
-        let answer = self
-            .transaction
-            .transmit(command, &mut self.buffer)
-            .map(<[u8]>::to_vec)
-            .map_err(map_error);
+        let answer = match self.transaction.transmit(command, &mut self.buffer) {
+            // No SW1-SW2 at all: the card went away during the command (vpcd answers an empty
+            // R-APDU when the card's connection drops; pcscd notices the removal only at its
+            // next poll).
+            Ok(bytes) if bytes.len() < 2 => Err(TransportError::CardAbsent),
+            Ok(bytes) => Ok(bytes.to_vec()),
+            Err(e) => Err(map_error(e)),
+        };
         match &answer {
             Ok(bytes) => trace_response(bytes),
             Err(e) => tracing::debug!(error = %e, "transmit failed"),
