@@ -15,13 +15,16 @@
 //! **This crate is the only one that speaks SQL.**
 
 mod account;
+pub mod catalogue;
 mod error;
 mod fen;
 mod ids;
 mod ledger;
 mod plan;
+pub mod policy;
 mod posting;
 mod records;
+pub mod refdata;
 mod store;
 mod verify;
 mod writer;
