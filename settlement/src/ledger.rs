@@ -5,6 +5,7 @@
 //! sees well-formed postings.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use sqlx::postgres::PgConnectOptions;
 use tokio::sync::{mpsc, oneshot};
@@ -13,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::account::{Account, AccountSpec, Balance};
 use crate::error::{LedgerError, Result};
 use crate::ids::{AccountId, PostingId};
+use crate::medical::rows::Attachment;
 use crate::plan::Submitted;
 use crate::posting::Posting;
 use crate::records::{AccountEntry, PostingRecord, Receipt};
@@ -103,12 +105,37 @@ impl Ledger {
     /// `IdempotencyConflict` (id reused with other content); `BatchFailed`/`WriterGone` (outcome
     /// unknown: retry with the same id).
     pub async fn post(&self, posting: Posting) -> Result<Receipt> {
+        self.submit(posting, None).await
+    }
+
+    /// `post`, plus medical rows inserted in the same database transaction as the posting (see
+    /// `medical::rows::Attachment`): the settlement record, its accumulators and its message
+    /// outcome commit if and only if the posting's decision commits. Same errors as `post`.
+    pub(crate) async fn post_attached(
+        &self,
+        posting: Posting,
+        attachment: Arc<Attachment>,
+    ) -> Result<Receipt> {
+        self.submit(posting, Some(attachment)).await
+    }
+
+    /// The pools (the medical layer reads its own tables through them).
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    async fn submit(
+        &self,
+        posting: Posting,
+        attachment: Option<Arc<Attachment>>,
+    ) -> Result<Receipt> {
         posting.validate()?;
         let hash = posting.content_sha256();
         let (reply, answer) = oneshot::channel();
         let job = Job {
             submitted: Submitted { posting, hash },
             reply,
+            attachment,
         };
         self.sender
             .send(job)

@@ -7,10 +7,13 @@
 //! which is what lifts throughput past the ~1-3k/s ceiling of one transaction per settlement
 //! (limits.md "What this means" 1-2) and writes the hot pooled-fund row once per batch.
 
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::LedgerError;
+use crate::medical::rows::Attachment;
 use crate::plan::Submitted;
 use crate::records::Receipt;
 use crate::store::Store;
@@ -22,6 +25,8 @@ pub(crate) struct Job {
     pub submitted: Submitted,
     /// The caller's answer channel.
     pub reply: oneshot::Sender<Result<Receipt, LedgerError>>,
+    /// Medical rows to insert in the same transaction (`Ledger::post_attached`).
+    pub attachment: Option<Arc<Attachment>>,
 }
 
 /// Limits of the writer.
@@ -65,10 +70,12 @@ async fn run(store: Store, options: WriterOptions, mut receiver: mpsc::Receiver<
             }
         }
         let items: Vec<Submitted> = jobs.iter().map(|job| job.submitted.clone()).collect();
+        let attachments: Vec<Option<Arc<Attachment>>> =
+            jobs.iter().map(|job| job.attachment.clone()).collect();
         let mut attempt = 0;
         let result = loop {
             let posted_at_ms = now_unix_ms();
-            match apply_batch(&store, &items, posted_at_ms).await {
+            match apply_batch(&store, &items, &attachments, posted_at_ms).await {
                 Err(error) if attempt < options.batch_retries_max && retryable(&error) => {
                     attempt += 1;
                     tracing::debug!(attempt, %error, "ledger batch conflict, retrying");

@@ -10,6 +10,7 @@
 //! sees the other commit and replays it.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use sqlx::{QueryBuilder, Row};
 
@@ -17,6 +18,7 @@ use crate::account::AccountFlags;
 use crate::error::{LedgerError, Rejection, Result};
 use crate::fen::Fen;
 use crate::ids::{AccountId, Admdvs, PostingId};
+use crate::medical::rows::{Attachment, Row as MedicalRow, insert_rows};
 use crate::plan::{AccountState, Decision, StoredPosting, Submitted, TargetInfo, plan_batch};
 use crate::posting::{Leg, Side};
 use crate::records::Receipt;
@@ -27,13 +29,18 @@ use crate::store::{Store, Tx, dispatch};
 const ROWS_PER_STATEMENT_MAX: usize = 1_000;
 
 /// Applies a batch and commits it. Returns one answer per submission, in order.
+///
+/// `attachments[i]` (medical rows, see `medical::rows`) is inserted in the same transaction when
+/// `items[i]` is decided for the first time (`always`) and posted (`if_posted`); a replayed or
+/// conflicting repeat writes nothing.
 pub(crate) async fn apply_batch(
     store: &Store,
     items: &[Submitted],
+    attachments: &[Option<Arc<Attachment>>],
     posted_at_ms: i64,
 ) -> Result<Vec<Result<Receipt, LedgerError>>> {
     let mut tx = store.begin_write().await?;
-    match run(&mut tx, items, posted_at_ms).await {
+    match run(&mut tx, items, attachments, posted_at_ms).await {
         Ok(answers) => {
             tx.commit().await?;
             Ok(answers)
@@ -49,6 +56,7 @@ pub(crate) async fn apply_batch(
 async fn run(
     tx: &mut Tx,
     items: &[Submitted],
+    attachments: &[Option<Arc<Attachment>>],
     posted_at_ms: i64,
 ) -> Result<Vec<Result<Receipt, LedgerError>>> {
     let ids: BTreeSet<PostingId> = items.iter().map(|item| item.posting.id).collect();
@@ -81,6 +89,19 @@ async fn run(
     let seqs = insert_postings(tx, &new_items, posted_at_ms).await?;
     insert_legs(tx, &new_items, &seqs).await?;
     update_balances(tx, &plan.dirty).await?;
+
+    let mut rows: Vec<&MedicalRow> = Vec::new();
+    for (attachment, decision) in attachments.iter().zip(&plan.decisions) {
+        if let (Some(attachment), Decision::New(outcome)) = (attachment, decision) {
+            rows.extend(attachment.always.iter());
+            if outcome.is_ok() {
+                rows.extend(attachment.if_posted.iter());
+            }
+        }
+    }
+    if !rows.is_empty() {
+        insert_rows(tx, &rows).await?;
+    }
 
     let mut answers: Vec<Result<Receipt, LedgerError>> = Vec::with_capacity(items.len());
     for (item, decision) in items.iter().zip(&plan.decisions) {

@@ -1,0 +1,247 @@
+//! Real-time medical settlement at the national interface, on top of the ledger: visits, fee
+//! batches, settlements, cancellations, reversals and year-to-date accumulators, with msgid
+//! idempotency. Entry point: [`Medical::handle`], one checked envelope in, one `output` (or a
+//! catalogued [`ApiError`]) out.
+//!
+//! # Commit point (why crashes never pay twice or lose a settlement)
+//! A message that moves money (2207/2304 settlement, 2208/2305 cancellation, 2601 reversal) is
+//! ONE ledger posting whose id derives from the msgid (`ids::posting_id_of`), and its message
+//! record, settlement row, cancellation row and accumulator deltas are attached to that posting
+//! (`Ledger::post_attached`): the group-commit writer inserts them in the same database
+//! transaction as the posting, so they commit together or not at all. Chosen over "posting first,
+//! derive the rest later" because the settlement reply (fund split, accumulators before/after)
+//! cannot be derived from the legs alone, and over "a transaction per settlement" because the
+//! attached rows ride in the writer's batches (one fsync for hundreds of settlements, the hot
+//! pooled-fund row written once per batch: limits.md §1-§2).
+//! A crash before the commit loses nothing that was acknowledged (no reply was sent); a resend of
+//! the msgid then finds no record and settles once. A crash after the commit but before the reply
+//! leaves the record, and the resend gets the stored reply.
+//!
+//! Money-free messages (registration, fee upload, sign-in) write their rows and message record in
+//! one transaction through a second group-commit writer (`store::RowWriter`).
+//!
+//! # What is recorded
+//! The outcome of every message that was acted on is stored before the reply (success, and ledger
+//! refusals decided inside the write). Refusals decided before anything is written (malformed
+//! input, unknown code, person not found, insufficient balance seen under the person's lock) are
+//! NOT recorded: nothing is written for bad input, and a resend is decided again on the same data.
+//!
+//! # Serialisation of one person
+//! Within a process, a person's money messages run one after another (`locks::PersonLocks`): the
+//! split depends on the accumulators and account balance the previous settlement left. The
+//! personal account can still never go negative across processes (the ledger checks it inside the
+//! serialised write), and a second settlement of one visit or a second cancellation of one
+//! settlement is refused by the ledger's at-most-one-reversal rule and the message record's
+//! primary key; exact accumulators across processes sharing one PostgreSQL database (issue 6)
+//! need a per-person database lock that this issue does not add.
+
+mod accounts;
+pub(crate) mod ids;
+mod locks;
+pub(crate) mod person;
+mod query;
+pub(crate) mod rows;
+mod settle;
+pub(crate) mod store;
+mod visit;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::catalogue::CatalogueSet;
+use crate::error::{LedgerError, Rejection};
+use crate::ledger::Ledger;
+use crate::nhsa::{ApiError, Envelope};
+use crate::policy::{HospLv, PolicySet};
+
+pub use ids::{posting_id_of, record_id};
+pub use person::{PersonImport, PersonRecord};
+
+use accounts::AccountCache;
+use locks::PersonLocks;
+use rows::{Row, Table, Value as Cell};
+use store::{RowWriter, StoredMessage};
+
+/// Reference data the service loads at start (never compiled in).
+#[derive(Debug, Default)]
+pub struct RefData {
+    /// Catalogues by treating region (就医地目录).
+    pub catalogues: CatalogueSet,
+    /// Policy tables by insured region (参保地政策).
+    pub policies: PolicySet,
+    /// Designated institutions: `fixmedins_code` → hospital level.
+    pub institutions: HashMap<String, HospLv>,
+}
+
+/// The settlement service core: ledger, reference data, per-person queue.
+#[derive(Debug)]
+pub struct Medical {
+    ledger: Arc<Ledger>,
+    rows: RowWriter,
+    refdata: RefData,
+    locks: PersonLocks,
+    accounts: AccountCache,
+}
+
+/// Outcome of looking for an earlier answer to a msgid.
+enum Prior {
+    /// Answered before: this is the answer.
+    Answered(Result<Value, ApiError>),
+    /// Not seen.
+    New,
+}
+
+impl Medical {
+    /// A core over `ledger` (shared with whoever else posts) and loaded reference data.
+    pub fn new(ledger: Arc<Ledger>, refdata: RefData) -> Medical {
+        let rows = RowWriter::spawn(ledger.store().clone());
+        Medical {
+            ledger,
+            rows,
+            refdata,
+            locks: PersonLocks::default(),
+            accounts: AccountCache::default(),
+        }
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
+    }
+
+    /// Answers one envelope: the `output` on success, a catalogued error otherwise.
+    pub async fn handle(&self, env: &Envelope) -> Result<Value, ApiError> {
+        match env.infno.as_str() {
+            "9001" => self.sign_in(env).await,
+            "9002" => self.sign_out(env).await,
+            "1101" => self.person_info(env).await,
+            "2201" => self.register(env, visit::Kind::Outpatient).await,
+            "2401" => self.register(env, visit::Kind::Inpatient).await,
+            "2202" => self.visit_event(env, visit::Event::Cancel).await,
+            "2203" => self.visit_event(env, visit::Event::Info).await,
+            "2402" => self.visit_event(env, visit::Event::Discharge).await,
+            "2204" => self.upload_fees(env, visit::Kind::Outpatient).await,
+            "2301" => self.upload_fees(env, visit::Kind::Inpatient).await,
+            "2205" => self.cancel_fees(env, visit::Kind::Outpatient).await,
+            "2302" => self.cancel_fees(env, visit::Kind::Inpatient).await,
+            "2206" => self.settle(env, visit::Kind::Outpatient, false).await,
+            "2207" => self.settle(env, visit::Kind::Outpatient, true).await,
+            "2303" => self.settle(env, visit::Kind::Inpatient, false).await,
+            "2304" => self.settle(env, visit::Kind::Inpatient, true).await,
+            "2208" => self.cancel_settlement(env, visit::Kind::Outpatient).await,
+            "2305" => self.cancel_settlement(env, visit::Kind::Inpatient).await,
+            "2601" => self.reverse(env).await,
+            "3201" => self.totals(env).await,
+            "5206" => self.accumulators(env).await,
+            other => Err(ApiError::UnknownInfno(other.to_owned())),
+        }
+    }
+
+    /// Count of settlement records made by `msgid` (0 or 1; for crash tests and operators).
+    pub async fn settlements_made_by(&self, msgid: &str) -> Result<i64, LedgerError> {
+        self.ledger.store().settlement_count_by_msgid(msgid).await
+    }
+
+    /// The earlier answer to this msgid, if any. Errors: `MsgidReused` (other request), storage.
+    async fn prior(&self, env: &Envelope) -> Result<Prior, ApiError> {
+        let stored = self
+            .ledger
+            .store()
+            .message(&env.msgid)
+            .await
+            .map_err(internal)?;
+        let Some(stored) = stored else {
+            return Ok(Prior::New);
+        };
+        Ok(Prior::Answered(self.replay(env, stored).await))
+    }
+
+    async fn replay(&self, env: &Envelope, stored: StoredMessage) -> Result<Value, ApiError> {
+        if stored.status == "V" {
+            return Err(ApiError::MsgidVoided);
+        }
+        if stored.request_sha256 != env.request_sha256() || stored.infno != env.infno {
+            return Err(ApiError::MsgidReused);
+        }
+        if let (Some(id), "L") = (stored.posting_id, stored.status.as_str()) {
+            let record = self.ledger.posting(id).await.map_err(internal)?;
+            match record.map(|r| r.outcome) {
+                Some(Ok(())) => {}
+                Some(Err(rejection)) => return Err(rejection_error(rejection)),
+                None => return Err(internal(LedgerError::Corrupt("message without posting"))),
+            }
+        }
+        serde_json::from_str(&stored.reply).map_err(|_| internal(LedgerError::Corrupt("reply")))
+    }
+
+    /// Writes money-free rows plus the message record (status 'D', `output` as the reply) in one
+    /// transaction. If another request wrote this msgid first, answers with its outcome.
+    async fn commit_rows(
+        &self,
+        env: &Envelope,
+        psn_no: &str,
+        mut rows: Vec<Row>,
+        output: Value,
+    ) -> Result<Value, ApiError> {
+        rows.push(message_row(env, "D", None, psn_no, &output));
+        match self.rows.write(rows).await {
+            Ok(()) => Ok(output),
+            Err(error) => match self.prior(env).await? {
+                Prior::Answered(answer) => answer,
+                Prior::New => Err(internal(error)),
+            },
+        }
+    }
+}
+
+/// The `nhsa_messages` row of `env`.
+fn message_row(
+    env: &Envelope,
+    status: &str,
+    posting: Option<crate::PostingId>,
+    psn_no: &str,
+    output: &Value,
+) -> Row {
+    Row {
+        table: Table::Messages,
+        values: vec![
+            Cell::Text(env.msgid.clone()),
+            Cell::Text(env.infno.clone()),
+            Cell::Bytes(env.request_sha256().to_vec()),
+            Cell::Text(status.to_owned()),
+            posting.map_or(Cell::NullBytes, |id| Cell::Bytes(id.to_bytes().to_vec())),
+            Cell::Text(psn_no.to_owned()),
+            Cell::Text(output.to_string()),
+            Cell::I64(ids::now_ms()),
+        ],
+    }
+}
+
+/// A ledger rejection as a cashier reads it.
+fn rejection_error(rejection: Rejection) -> ApiError {
+    match rejection {
+        Rejection::ExceedsCredits(_) => ApiError::InsufficientBalance,
+        Rejection::AlreadyReversed(_) => ApiError::AlreadyCancelled,
+        other => {
+            tracing::error!(%other, "ledger rejected a medical posting");
+            ApiError::Internal
+        }
+    }
+}
+
+/// Logs an internal fault and hides it behind `ApiError::Internal`.
+fn internal(error: impl std::fmt::Display) -> ApiError {
+    tracing::error!(%error, "internal error");
+    ApiError::Internal
+}
+
+/// A ledger error on a money message.
+fn ledger_error(error: LedgerError) -> ApiError {
+    match error {
+        LedgerError::Rejected(rejection) => rejection_error(rejection),
+        LedgerError::IdempotencyConflict(_) => ApiError::MsgidReused,
+        other => internal(other),
+    }
+}

@@ -1,0 +1,307 @@
+//! Sign-in/out (9001/9002), person information (1101), year-to-date accumulators (5206), totals
+//! reconciliation (3201), and the person import behind `settlement import-persons`.
+
+use serde_json::{Value, json};
+
+use super::person::{PersonImport, PersonRecord, lookup_key, personal_account_code};
+use super::rows::{Row, Table, Value as Cell};
+use super::settle::personal_fund;
+use super::{Medical, Prior, ids, internal};
+use crate::error::LedgerError;
+use crate::ids::{AccountCode, Admdvs};
+use crate::nhsa::input::{self, fen_field};
+use crate::nhsa::money::Yuan;
+use crate::nhsa::{ApiError, Envelope};
+use crate::posting::{Leg, Posting, Side};
+use crate::{AccountSpec, Fen};
+
+impl Medical {
+    /// The imported person `psn_no`. Errors: `PersonNotFound`.
+    pub(crate) async fn load_person(&self, psn_no: &str) -> Result<PersonRecord, ApiError> {
+        let record = self
+            .ledger
+            .store()
+            .person_record(psn_no)
+            .await
+            .map_err(internal)?
+            .ok_or(ApiError::PersonNotFound)?;
+        serde_json::from_str(&record).map_err(internal)
+    }
+
+    /// The person's insured region, checked against the envelope's `insuplc_admdvs` if sent.
+    pub(crate) fn person_region(
+        &self,
+        person: &PersonRecord,
+        env: &Envelope,
+    ) -> Result<Admdvs, ApiError> {
+        let region = person.region().map_err(internal)?;
+        match env.insuplc_admdvs {
+            Some(sent) if sent != region => Err(ApiError::BadField {
+                field: "insuplc_admdvs",
+                reason: "differs from the person's insured region (take it from 1101)".to_owned(),
+            }),
+            _ => Ok(region),
+        }
+    }
+
+    /// 9001.
+    pub(crate) async fn sign_in(&self, env: &Envelope) -> Result<Value, ApiError> {
+        let _: input::SignInInput = input::parse(&env.infno, &env.input)?;
+        if let Prior::Answered(answer) = self.prior(env).await? {
+            return answer;
+        }
+        let now = ids::now_ms();
+        let output = json!({"signinoutb": {
+            "sign_time": ids::format_time(now),
+            "sign_no": ids::record_id(env.mdtrtarea_admvs, "sign", &env.msgid),
+        }});
+        self.commit_rows(env, "", Vec::new(), output).await
+    }
+
+    /// 9002.
+    pub(crate) async fn sign_out(&self, env: &Envelope) -> Result<Value, ApiError> {
+        let _: input::SignOutInput = input::parse(&env.infno, &env.input)?;
+        if let Prior::Answered(answer) = self.prior(env).await? {
+            return answer;
+        }
+        let output = json!({"signoutoutb": {"sign_time": ids::format_time(ids::now_ms())}});
+        self.commit_rows(env, "", Vec::new(), output).await
+    }
+
+    /// 1101: by ID number (`mdtrt_cert_type` 02, `certno` or `mdtrt_cert_no`) or social security
+    /// card number (03, `mdtrt_cert_no`). Read-only: nothing is recorded.
+    pub(crate) async fn person_info(&self, env: &Envelope) -> Result<Value, ApiError> {
+        let data: input::Data<input::PersonQuery> = input::parse(&env.infno, &env.input)?;
+        let query = data.data;
+        let number = |n: &Option<String>| n.clone().filter(|s| !s.is_empty());
+        let (kind, key) = match query.mdtrt_cert_type.as_str() {
+            "02" => (
+                "certno",
+                number(&query.certno).or(number(&query.mdtrt_cert_no)),
+            ),
+            "03" => ("card", number(&query.mdtrt_cert_no)),
+            _ => {
+                return Err(ApiError::BadField {
+                    field: "mdtrt_cert_type",
+                    reason: "02 (身份证) and 03 (社保卡) are supported".to_owned(),
+                });
+            }
+        };
+        let key = key.ok_or(ApiError::BadField {
+            field: "mdtrt_cert_no",
+            reason: "the certificate or card number is missing".to_owned(),
+        })?;
+        let found = self
+            .ledger
+            .store()
+            .persons_by_hash(&lookup_key(kind, &key), kind == "card")
+            .await
+            .map_err(internal)?;
+        let [psn_no] = found.as_slice() else {
+            return Err(ApiError::PersonNotFound);
+        };
+        let person = self.load_person(psn_no).await?;
+        let account = self.personal_account(&person).await?;
+        let balance = self.ledger.balance(account).await.map_err(internal)?;
+        let balc = Fen::from_fen(balance.credit_balance_fen().max(0)).map_err(internal)?;
+        Ok(json!({
+            "baseinfo": {
+                "psn_no": person.psn_no,
+                "psn_cert_type": "01",
+                "certno": person.certno,
+                "psn_name": person.psn_name,
+                "gend": person.gend,
+                "brdy": person.brdy,
+                "age": person.age_on(&ids::format_date(ids::now_ms())),
+            },
+            "insuinfo": [{
+                "balc": Yuan(balc),
+                "insutype": person.insutype,
+                "psn_type": person.psn_type,
+                "psn_insu_stas": "1",
+                "cvlserv_flag": "0",
+                "insuplc_admdvs": person.insuplc_admdvs,
+                "emp_name": person.emp_name,
+            }],
+            "idetinfo": [],
+        }))
+    }
+
+    /// 5206: the person's accumulators of a year (`cum_ym` `yyyy` or `yyyyMM`; default this year).
+    pub(crate) async fn accumulators(&self, env: &Envelope) -> Result<Value, ApiError> {
+        let data: input::Data<input::AccumQuery> = input::parse(&env.infno, &env.input)?;
+        let query = data.data;
+        let year_text = match query.cum_ym.as_deref() {
+            Some(ym) if ym.len() >= 4 => ym[..4].to_owned(),
+            _ => ids::format_date(ids::now_ms())[..4].to_owned(),
+        };
+        let year: i64 = year_text.parse().map_err(|_| ApiError::BadField {
+            field: "cum_ym",
+            reason: "must start with a 4-digit year".to_owned(),
+        })?;
+        self.load_person(&query.psn_no).await?;
+        let sums = self
+            .ledger
+            .store()
+            .accumulators(&query.psn_no, year)
+            .await
+            .map_err(internal)?;
+        let cuminfo: Vec<Value> = sums
+            .iter()
+            .map(|(name, fen)| {
+                let cum = if name.ends_with(".admissions") {
+                    json!(fen)
+                } else {
+                    json!(crate::nhsa::money::SignedYuan(*fen))
+                };
+                json!({"year": year_text, "cum_type_code": name, "cum": cum})
+            })
+            .collect();
+        Ok(json!({ "cuminfo": cuminfo }))
+    }
+
+    /// 3201: compare HIS's totals with the live settlements of this institution.
+    pub(crate) async fn totals(&self, env: &Envelope) -> Result<Value, ApiError> {
+        let data: input::Data<input::TotalsCheck> = input::parse(&env.infno, &env.input)?;
+        let check = data.data;
+        let medfee = fen_field("medfee_sumamt", &check.medfee_sumamt)?;
+        let fund = fen_field("fund_pay_sumamt", &check.fund_pay_sumamt)?;
+        let acct = fen_field("acct_pay", &check.acct_pay)?;
+        let count: i64 =
+            check
+                .fixmedins_setl_cnt
+                .text()
+                .parse()
+                .map_err(|_| ApiError::BadAmount {
+                    field: "fixmedins_setl_cnt".to_owned(),
+                    reason: "must be a whole number".to_owned(),
+                })?;
+        for (field, date) in [
+            ("stmt_begndate", &check.stmt_begndate),
+            ("stmt_enddate", &check.stmt_enddate),
+        ] {
+            let ok = date.len() == 10
+                && date.bytes().enumerate().all(|(i, b)| {
+                    if i == 4 || i == 7 {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                });
+            if !ok {
+                return Err(ApiError::BadField {
+                    field,
+                    reason: "must be yyyy-MM-dd".to_owned(),
+                });
+            }
+        }
+        let ours = self
+            .ledger
+            .store()
+            .totals(
+                &env.fixmedins_code,
+                &check.insutype,
+                &check.stmt_begndate,
+                &check.stmt_enddate,
+            )
+            .await
+            .map_err(internal)?;
+        let balanced = ours.medfee_sumamt_fen == medfee.fen()
+            && ours.fund_pay_sumamt_fen == fund.fen()
+            && ours.acct_pay_fen == acct.fen()
+            && ours.count == count;
+        let yuan = |fen: i64| crate::nhsa::money::SignedYuan(fen);
+        Ok(json!({"stmtinfo": {
+            "setl_optins": check.setl_optins,
+            "stmt_rslt": if balanced { "0" } else { "1" },
+            "stmt_rslt_dscr": if balanced { "平" } else { "不平" },
+            "medfee_sumamt": yuan(ours.medfee_sumamt_fen),
+            "fund_pay_sumamt": yuan(ours.fund_pay_sumamt_fen),
+            "acct_pay": yuan(ours.acct_pay_fen),
+            "fixmedins_setl_cnt": ours.count,
+        }}))
+    }
+
+    /// Imports persons: their records, and each personal account with its opening balance (one
+    /// posting per person, id derived from the psn_no, so a re-import changes nothing). Persons
+    /// already present are skipped. Returns how many were added.
+    pub async fn import_persons(&self, persons: &[PersonImport]) -> Result<usize, LedgerError> {
+        let mut added = 0;
+        for chunk in persons.chunks(500) {
+            let mut rows = Vec::with_capacity(chunk.len());
+            for import in chunk {
+                let person = &import.record;
+                if self
+                    .ledger
+                    .store()
+                    .person_record(&person.psn_no)
+                    .await?
+                    .is_some()
+                {
+                    continue;
+                }
+                let region = person.region()?;
+                let record = serde_json::to_string(person)
+                    .map_err(|_| LedgerError::Corrupt("person record"))?;
+                rows.push(Row {
+                    table: Table::Persons,
+                    values: vec![
+                        Cell::Text(person.psn_no.clone()),
+                        Cell::Bytes(lookup_key("certno", &person.certno).to_vec()),
+                        person.card_no.as_ref().map_or(Cell::NullBytes, |card| {
+                            Cell::Bytes(lookup_key("card", card).to_vec())
+                        }),
+                        Cell::I64(i64::from(region.code())),
+                        Cell::Text(record),
+                    ],
+                });
+            }
+            added += rows.len();
+            if !rows.is_empty() {
+                self.rows.write(rows).await?;
+            }
+            for import in chunk {
+                self.open_account(import).await?;
+            }
+        }
+        Ok(added)
+    }
+
+    async fn open_account(&self, import: &PersonImport) -> Result<(), LedgerError> {
+        let person = &import.record;
+        let region = person.region()?;
+        let code: AccountCode = personal_account_code(&person.psn_no)?;
+        let account = self
+            .accounts
+            .id(&self.ledger, AccountSpec::personal(region, code))
+            .await?;
+        if import.acct_opening.is_zero() {
+            return Ok(());
+        }
+        let fund = self
+            .accounts
+            .id(&self.ledger, personal_fund(region))
+            .await?;
+        let posting = Posting {
+            id: ids::posting_id_of(&format!("acct-open:{}", person.psn_no)),
+            admdvs: region,
+            legs: vec![
+                Leg {
+                    account: fund,
+                    side: Side::Debit,
+                    amount: import.acct_opening,
+                },
+                Leg {
+                    account,
+                    side: Side::Credit,
+                    amount: import.acct_opening,
+                },
+            ],
+            link: None,
+        };
+        match self.ledger.post(posting).await {
+            Ok(_) | Err(LedgerError::IdempotencyConflict(_)) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Rows of the medical tables as plain data, and the one function that inserts them.
+//!
+//! Why data and not SQL callbacks: a settlement's rows (its message record, the settlement, the
+//! accumulator deltas) must commit in the SAME transaction as its ledger posting, and the ledger's
+//! group-commit writer puts hundreds of postings in one transaction. The writer therefore takes the
+//! rows with the posting (`Ledger::post_attached`) and inserts every batch's rows grouped by table
+//! in multi-row statements, so a batch of N settlements costs a handful of statements, not N.
+//! Every medical table is append-only (state is derived from later rows, never updated), so
+//! inserting is all the writer ever does with them.
+
+use std::collections::BTreeMap;
+
+use sqlx::QueryBuilder;
+
+use crate::error::Result;
+use crate::store::{Tx, dispatch};
+
+/// Most bind parameters in one statement (SQLite's limit is 32 766; PostgreSQL's 65 535).
+const BINDS_PER_STATEMENT_MAX: usize = 30_000;
+
+/// The append-only medical tables (migrations/*/0003_medical.sql).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Table {
+    /// `nhsa_messages`: one row per answered `msgid` (the idempotency record).
+    Messages,
+    /// `visits`: one row per registration / admission (2201, 2401).
+    Visits,
+    /// `visit_events`: cancellations, visit information, discharge (2202, 2203, 2402).
+    VisitEvents,
+    /// `fee_lines`: classified fee lines (2204, 2301).
+    FeeLines,
+    /// `fee_cancels`: cancelled fee lines (2205, 2302).
+    FeeCancels,
+    /// `settlements`: committed settlements (2207, 2304).
+    Settlements,
+    /// `settlement_cancels`: cancellations and reversals of settlements (2208, 2305, 2601).
+    SettlementCancels,
+    /// `accumulator_deltas`: signed year-to-date accumulator changes per settlement.
+    AccumulatorDeltas,
+    /// `persons`: imported insured persons.
+    Persons,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Messages => "nhsa_messages",
+            Table::Visits => "visits",
+            Table::VisitEvents => "visit_events",
+            Table::FeeLines => "fee_lines",
+            Table::FeeCancels => "fee_cancels",
+            Table::Settlements => "settlements",
+            Table::SettlementCancels => "settlement_cancels",
+            Table::AccumulatorDeltas => "accumulator_deltas",
+            Table::Persons => "persons",
+        }
+    }
+
+    /// Column list, in the order `Row::values` gives them.
+    pub(crate) fn columns(self) -> &'static [&'static str] {
+        match self {
+            Table::Messages => &[
+                "msgid",
+                "infno",
+                "request_sha256",
+                "status",
+                "posting_id",
+                "psn_no",
+                "reply",
+                "created_at_ms",
+            ],
+            Table::Visits => &[
+                "mdtrt_id",
+                "psn_no",
+                "insutype",
+                "insuplc_admdvs",
+                "mdtrtarea_admvs",
+                "fixmedins_code",
+                "setting",
+                "med_type",
+                "begntime",
+                "msgid",
+                "created_at_ms",
+            ],
+            Table::VisitEvents => &["mdtrt_id", "kind", "msgid", "detail", "created_at_ms"],
+            Table::FeeLines => &[
+                "mdtrt_id",
+                "feedetl_sn",
+                "chrg_bchno",
+                "msgid",
+                "med_list_codg",
+                "line",
+                "det_item_fee_sumamt_fen",
+                "fulamt_ownpay_amt_fen",
+                "overlmt_amt_fen",
+                "preselfpay_amt_fen",
+                "inscp_scp_amt_fen",
+            ],
+            Table::FeeCancels => &["mdtrt_id", "feedetl_sn", "msgid"],
+            Table::Settlements => &[
+                "setl_id",
+                "msgid",
+                "posting_id",
+                "mdtrt_id",
+                "psn_no",
+                "insutype",
+                "insuplc_admdvs",
+                "fixmedins_code",
+                "setl_date",
+                "medfee_sumamt_fen",
+                "fund_pay_sumamt_fen",
+                "acct_pay_fen",
+                "psn_cash_pay_fen",
+                "setlinfo",
+            ],
+            Table::SettlementCancels => &["setl_id", "msgid", "posting_id", "kind", "setl_date"],
+            Table::AccumulatorDeltas => &["psn_no", "year", "setl_id", "sign", "name", "delta_fen"],
+            Table::Persons => &[
+                "psn_no",
+                "certno_sha256",
+                "card_no_sha256",
+                "insuplc_admdvs",
+                "record",
+            ],
+        }
+    }
+}
+
+/// One bound value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Value {
+    /// A 64-bit integer (fen, milliseconds, admdvs, year).
+    I64(i64),
+    /// Text.
+    Text(String),
+    /// Bytes (hashes, posting ids).
+    Bytes(Vec<u8>),
+    /// SQL NULL in an integer or bytes column.
+    NullBytes,
+}
+
+/// One row to insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Row {
+    /// Target table.
+    pub table: Table,
+    /// One value per column of `table.columns()`, in order.
+    pub values: Vec<Value>,
+}
+
+/// Rows that ride with a ledger posting: `always` is inserted when the posting is decided for the
+/// first time (posted or rejected: the message record), `if_posted` only when it is posted (the
+/// settlement, the accumulator deltas).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Attachment {
+    /// Written with a first-time decision either way.
+    pub always: Vec<Row>,
+    /// Written only if the posting is posted.
+    pub if_posted: Vec<Row>,
+}
+
+/// Inserts `rows` grouped by table, in multi-row statements, inside `tx`.
+pub(crate) async fn insert_rows(tx: &mut Tx, rows: &[&Row]) -> Result<()> {
+    let mut by_table: BTreeMap<Table, Vec<&Row>> = BTreeMap::new();
+    for row in rows {
+        by_table.entry(row.table).or_default().push(row);
+    }
+    for (table, rows) in by_table {
+        let columns = table.columns();
+        let per_statement = (BINDS_PER_STATEMENT_MAX / columns.len()).max(1);
+        for chunk in rows.chunks(per_statement) {
+            let head = format!("INSERT INTO {} ({}) ", table.name(), columns.join(", "));
+            dispatch!(tx, t => {
+                let mut query = QueryBuilder::new(head);
+                query.push_values(chunk, |mut out, row| {
+                    for value in &row.values {
+                        match value {
+                            Value::I64(v) => out.push_bind(*v),
+                            Value::Text(v) => out.push_bind(v.clone()),
+                            Value::Bytes(v) => out.push_bind(v.clone()),
+                            Value::NullBytes => out.push_bind(None::<Vec<u8>>),
+                        };
+                    }
+                });
+                query.build().execute(&mut **t).await?;
+            });
+        }
+    }
+    Ok(())
+}
