@@ -48,7 +48,8 @@ mod visit;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::catalogue::CatalogueSet;
 use crate::error::{LedgerError, Rejection};
@@ -88,7 +89,7 @@ pub struct Medical {
 /// Outcome of looking for an earlier answer to a msgid.
 enum Prior {
     /// Answered before: this is the answer.
-    Answered(Result<Value, ApiError>),
+    Answered(Result<Output, ApiError>),
     /// Not seen.
     New,
 }
@@ -112,7 +113,7 @@ impl Medical {
     }
 
     /// Answers one envelope: the `output` on success, a catalogued error otherwise.
-    pub async fn handle(&self, env: &Envelope) -> Result<Value, ApiError> {
+    pub async fn handle(&self, env: &Envelope) -> Result<Output, ApiError> {
         match env.infno.as_str() {
             "9001" => self.sign_in(env).await,
             "9002" => self.sign_out(env).await,
@@ -158,7 +159,7 @@ impl Medical {
         Ok(Prior::Answered(self.replay(env, stored).await))
     }
 
-    async fn replay(&self, env: &Envelope, stored: StoredMessage) -> Result<Value, ApiError> {
+    async fn replay(&self, env: &Envelope, stored: StoredMessage) -> Result<Output, ApiError> {
         if stored.status == "V" {
             return Err(ApiError::MsgidVoided);
         }
@@ -173,7 +174,7 @@ impl Medical {
                 None => return Err(internal(LedgerError::Corrupt("message without posting"))),
             }
         }
-        serde_json::from_str(&stored.reply).map_err(|_| internal(LedgerError::Corrupt("reply")))
+        RawValue::from_string(stored.reply).map_err(|_| internal(LedgerError::Corrupt("reply")))
     }
 
     /// Writes money-free rows plus the message record (status 'D', `output` as the reply) in one
@@ -183,8 +184,8 @@ impl Medical {
         env: &Envelope,
         psn_no: &str,
         mut rows: Vec<Row>,
-        output: Value,
-    ) -> Result<Value, ApiError> {
+        output: Output,
+    ) -> Result<Output, ApiError> {
         rows.push(message_row(env, "D", None, psn_no, &output));
         match self.rows.write(rows).await {
             Ok(()) => Ok(output),
@@ -202,7 +203,7 @@ fn message_row(
     status: &str,
     posting: Option<crate::PostingId>,
     psn_no: &str,
-    output: &Value,
+    output: &Output,
 ) -> Row {
     Row {
         table: Table::Messages,
@@ -213,10 +214,21 @@ fn message_row(
             Cell::Text(status.to_owned()),
             posting.map_or(Cell::NullBytes, |id| Cell::Bytes(id.to_bytes().to_vec())),
             Cell::Text(psn_no.to_owned()),
-            Cell::Text(output.to_string()),
+            Cell::Text(output.get().to_owned()),
             Cell::I64(ids::now_ms()),
         ],
     }
+}
+
+/// A reply's `output` as JSON text: kept as text end to end so money literals (`12.30`) are
+/// written exactly as `nhsa::Yuan` formats them (a `serde_json::Value` would turn them into floats).
+pub type Output = Box<RawValue>;
+
+/// Serialises an output. Errors: `Internal` (a serialisation bug).
+fn out<T: Serialize>(value: &T) -> Result<Output, ApiError> {
+    serde_json::to_string(value)
+        .and_then(RawValue::from_string)
+        .map_err(internal)
 }
 
 /// A ledger rejection as a cashier reads it.

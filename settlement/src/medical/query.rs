@@ -1,12 +1,13 @@
 //! Sign-in/out (9001/9002), person information (1101), year-to-date accumulators (5206), totals
 //! reconciliation (3201), and the person import behind `settlement import-persons`.
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 
 use super::person::{PersonImport, PersonRecord, lookup_key, personal_account_code};
 use super::rows::{Row, Table, Value as Cell};
 use super::settle::personal_fund;
-use super::{Medical, Prior, ids, internal};
+use super::{Medical, Output, Prior, ids, internal, out};
 use crate::error::LedgerError;
 use crate::ids::{AccountCode, Admdvs};
 use crate::nhsa::input::{self, fen_field};
@@ -45,32 +46,32 @@ impl Medical {
     }
 
     /// 9001.
-    pub(crate) async fn sign_in(&self, env: &Envelope) -> Result<Value, ApiError> {
+    pub(crate) async fn sign_in(&self, env: &Envelope) -> Result<Output, ApiError> {
         let _: input::SignInInput = input::parse(&env.infno, &env.input)?;
         if let Prior::Answered(answer) = self.prior(env).await? {
             return answer;
         }
         let now = ids::now_ms();
-        let output = json!({"signinoutb": {
+        let output = out(&json!({"signinoutb": {
             "sign_time": ids::format_time(now),
             "sign_no": ids::record_id(env.mdtrtarea_admvs, "sign", &env.msgid),
-        }});
+        }}))?;
         self.commit_rows(env, "", Vec::new(), output).await
     }
 
     /// 9002.
-    pub(crate) async fn sign_out(&self, env: &Envelope) -> Result<Value, ApiError> {
+    pub(crate) async fn sign_out(&self, env: &Envelope) -> Result<Output, ApiError> {
         let _: input::SignOutInput = input::parse(&env.infno, &env.input)?;
         if let Prior::Answered(answer) = self.prior(env).await? {
             return answer;
         }
-        let output = json!({"signoutoutb": {"sign_time": ids::format_time(ids::now_ms())}});
+        let output = out(&json!({"signoutoutb": {"sign_time": ids::format_time(ids::now_ms())}}))?;
         self.commit_rows(env, "", Vec::new(), output).await
     }
 
     /// 1101: by ID number (`mdtrt_cert_type` 02, `certno` or `mdtrt_cert_no`) or social security
     /// card number (03, `mdtrt_cert_no`). Read-only: nothing is recorded.
-    pub(crate) async fn person_info(&self, env: &Envelope) -> Result<Value, ApiError> {
+    pub(crate) async fn person_info(&self, env: &Envelope) -> Result<Output, ApiError> {
         let data: input::Data<input::PersonQuery> = input::parse(&env.infno, &env.input)?;
         let query = data.data;
         let number = |n: &Option<String>| n.clone().filter(|s| !s.is_empty());
@@ -104,31 +105,48 @@ impl Medical {
         let account = self.personal_account(&person).await?;
         let balance = self.ledger.balance(account).await.map_err(internal)?;
         let balc = Fen::from_fen(balance.credit_balance_fen().max(0)).map_err(internal)?;
-        Ok(json!({
-            "baseinfo": {
+        #[derive(Serialize)]
+        struct InsuInfo {
+            balc: Yuan,
+            insutype: String,
+            psn_type: String,
+            psn_insu_stas: &'static str,
+            cvlserv_flag: &'static str,
+            insuplc_admdvs: String,
+            emp_name: String,
+        }
+        #[derive(Serialize)]
+        struct Reply {
+            baseinfo: serde_json::Value,
+            insuinfo: [InsuInfo; 1],
+            idetinfo: [(); 0],
+        }
+        let age = person.age_on(&ids::format_date(ids::now_ms()));
+        out(&Reply {
+            baseinfo: json!({
                 "psn_no": person.psn_no,
                 "psn_cert_type": "01",
                 "certno": person.certno,
                 "psn_name": person.psn_name,
                 "gend": person.gend,
                 "brdy": person.brdy,
-                "age": person.age_on(&ids::format_date(ids::now_ms())),
-            },
-            "insuinfo": [{
-                "balc": Yuan(balc),
-                "insutype": person.insutype,
-                "psn_type": person.psn_type,
-                "psn_insu_stas": "1",
-                "cvlserv_flag": "0",
-                "insuplc_admdvs": person.insuplc_admdvs,
-                "emp_name": person.emp_name,
+                "age": age,
+            }),
+            insuinfo: [InsuInfo {
+                balc: Yuan(balc),
+                insutype: person.insutype,
+                psn_type: person.psn_type,
+                psn_insu_stas: "1",
+                cvlserv_flag: "0",
+                insuplc_admdvs: person.insuplc_admdvs,
+                emp_name: person.emp_name,
             }],
-            "idetinfo": [],
-        }))
+            idetinfo: [],
+        })
     }
 
     /// 5206: the person's accumulators of a year (`cum_ym` `yyyy` or `yyyyMM`; default this year).
-    pub(crate) async fn accumulators(&self, env: &Envelope) -> Result<Value, ApiError> {
+    pub(crate) async fn accumulators(&self, env: &Envelope) -> Result<Output, ApiError> {
         let data: input::Data<input::AccumQuery> = input::parse(&env.infno, &env.input)?;
         let query = data.data;
         let year_text = match query.cum_ym.as_deref() {
@@ -146,22 +164,34 @@ impl Medical {
             .accumulators(&query.psn_no, year)
             .await
             .map_err(internal)?;
-        let cuminfo: Vec<Value> = sums
+        #[derive(Serialize)]
+        struct Cum<'a> {
+            year: &'a str,
+            cum_type_code: &'a str,
+            /// Yuan (2 decimals) for money; a count for `*.admissions`.
+            cum: crate::nhsa::money::SignedYuan,
+        }
+        #[derive(Serialize)]
+        struct Reply<'a> {
+            cuminfo: Vec<Cum<'a>>,
+        }
+        let cuminfo = sums
             .iter()
-            .map(|(name, fen)| {
-                let cum = if name.ends_with(".admissions") {
-                    json!(fen)
+            .map(|(name, fen)| Cum {
+                year: &year_text,
+                cum_type_code: name,
+                cum: crate::nhsa::money::SignedYuan(if name.ends_with(".admissions") {
+                    fen.saturating_mul(100)
                 } else {
-                    json!(crate::nhsa::money::SignedYuan(*fen))
-                };
-                json!({"year": year_text, "cum_type_code": name, "cum": cum})
+                    *fen
+                }),
             })
             .collect();
-        Ok(json!({ "cuminfo": cuminfo }))
+        out(&Reply { cuminfo })
     }
 
     /// 3201: compare HIS's totals with the live settlements of this institution.
-    pub(crate) async fn totals(&self, env: &Envelope) -> Result<Value, ApiError> {
+    pub(crate) async fn totals(&self, env: &Envelope) -> Result<Output, ApiError> {
         let data: input::Data<input::TotalsCheck> = input::parse(&env.infno, &env.input)?;
         let check = data.data;
         let medfee = fen_field("medfee_sumamt", &check.medfee_sumamt)?;
@@ -211,15 +241,31 @@ impl Medical {
             && ours.acct_pay_fen == acct.fen()
             && ours.count == count;
         let yuan = |fen: i64| crate::nhsa::money::SignedYuan(fen);
-        Ok(json!({"stmtinfo": {
-            "setl_optins": check.setl_optins,
-            "stmt_rslt": if balanced { "0" } else { "1" },
-            "stmt_rslt_dscr": if balanced { "平" } else { "不平" },
-            "medfee_sumamt": yuan(ours.medfee_sumamt_fen),
-            "fund_pay_sumamt": yuan(ours.fund_pay_sumamt_fen),
-            "acct_pay": yuan(ours.acct_pay_fen),
-            "fixmedins_setl_cnt": ours.count,
-        }}))
+        #[derive(Serialize)]
+        struct StmtInfo {
+            setl_optins: Option<String>,
+            stmt_rslt: &'static str,
+            stmt_rslt_dscr: &'static str,
+            medfee_sumamt: crate::nhsa::money::SignedYuan,
+            fund_pay_sumamt: crate::nhsa::money::SignedYuan,
+            acct_pay: crate::nhsa::money::SignedYuan,
+            fixmedins_setl_cnt: i64,
+        }
+        #[derive(Serialize)]
+        struct Reply {
+            stmtinfo: StmtInfo,
+        }
+        out(&Reply {
+            stmtinfo: StmtInfo {
+                setl_optins: check.setl_optins,
+                stmt_rslt: if balanced { "0" } else { "1" },
+                stmt_rslt_dscr: if balanced { "平" } else { "不平" },
+                medfee_sumamt: yuan(ours.medfee_sumamt_fen),
+                fund_pay_sumamt: yuan(ours.fund_pay_sumamt_fen),
+                acct_pay: yuan(ours.acct_pay_fen),
+                fixmedins_setl_cnt: ours.count,
+            },
+        })
     }
 
     /// Imports persons: their records, and each personal account with its opening balance (one

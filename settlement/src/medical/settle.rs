@@ -5,12 +5,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 
 use super::rows::{Attachment, Row, Table, Value as Cell};
 use super::store::{SettlementKey, StoredSettlement};
 use super::visit::{Kind, StoredLine};
-use super::{Medical, Prior, accounts, ids, internal, ledger_error, message_row, person};
+use super::{
+    Medical, Output, Prior, accounts, ids, internal, ledger_error, message_row, out, person,
+};
 use crate::catalogue::{ChrgitmLv, ClassifiedLine, LineSign, ListKind};
 use crate::fen::Fen;
 use crate::ids::{Admdvs, FundPayType};
@@ -128,7 +131,7 @@ impl Medical {
         env: &Envelope,
         kind: Kind,
         commit: bool,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Output, ApiError> {
         let data: input::Data<input::SettleRequest> = input::parse(&env.infno, &env.input)?;
         let req = data.data;
         let medfee_sent = fen_field("medfee_sumamt", &req.medfee_sumamt)?;
@@ -277,7 +280,7 @@ impl Medical {
             },
             kind == Kind::Inpatient,
         );
-        let output_json = serde_json::to_value(&output).map_err(internal)?;
+        let output_json = out(&output)?;
         if !commit {
             return Ok(output_json);
         }
@@ -351,7 +354,7 @@ impl Medical {
                 Cell::I64(split.fund_pay_sumamt.fen()),
                 Cell::I64(split.acct_pay.fen()),
                 Cell::I64(split.psn_cash_pay.fen()),
-                Cell::Text(output_json.to_string()),
+                Cell::Text(output_json.get().to_owned()),
             ],
         }];
         let mut deltas = accumulator_names(&split.accumulators_delta);
@@ -383,7 +386,7 @@ impl Medical {
         &self,
         env: &Envelope,
         kind: Kind,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Output, ApiError> {
         let data: input::Data<input::SettleCancel> = input::parse(&env.infno, &env.input)?;
         let cancel = data.data;
         let _guard = self.locks.lock(&cancel.psn_no).await;
@@ -408,7 +411,7 @@ impl Medical {
     }
 
     /// 2601: reverse the message `omsgid` (a settlement), or void it if it never arrived.
-    pub(crate) async fn reverse(&self, env: &Envelope) -> Result<Value, ApiError> {
+    pub(crate) async fn reverse(&self, env: &Envelope) -> Result<Output, ApiError> {
         let data: input::Data<input::Reversal> = input::parse(&env.infno, &env.input)?;
         let rev = data.data;
         if rev.omsgid.is_empty() || rev.omsgid.len() > crate::nhsa::MSGID_LEN_MAX {
@@ -433,7 +436,9 @@ impl Medical {
         if let Prior::Answered(answer) = self.prior(env).await? {
             return answer;
         }
-        let result = |rslt: &str| json!({"data": {"omsgid": rev.omsgid, "oinfno": rev.oinfno, "rslt": rslt}});
+        let result = |rslt: &str| {
+            out(&json!({"data": {"omsgid": rev.omsgid, "oinfno": rev.oinfno, "rslt": rslt}}))
+        };
         let original = self
             .ledger
             .store()
@@ -456,12 +461,12 @@ impl Medical {
                 ],
             };
             return self
-                .commit_rows(env, &rev.psn_no, vec![void], result("voided"))
+                .commit_rows(env, &rev.psn_no, vec![void], result("voided")?)
                 .await;
         };
         if original.status == "V" {
             return self
-                .commit_rows(env, &rev.psn_no, Vec::new(), result("voided"))
+                .commit_rows(env, &rev.psn_no, Vec::new(), result("voided")?)
                 .await;
         }
         if !matches!(original.infno.as_str(), "2207" | "2304") || original.infno != rev.oinfno {
@@ -481,12 +486,12 @@ impl Medical {
         match settlement {
             // The original was refused by the ledger: nothing was paid.
             None => {
-                self.commit_rows(env, &rev.psn_no, Vec::new(), result("nothing_settled"))
+                self.commit_rows(env, &rev.psn_no, Vec::new(), result("nothing_settled")?)
                     .await
             }
             Some(s) if s.psn_no != rev.psn_no => Err(ApiError::SettlementNotFound),
             Some(s) if s.cancelled => {
-                self.commit_rows(env, &rev.psn_no, Vec::new(), result("already_reversed"))
+                self.commit_rows(env, &rev.psn_no, Vec::new(), result("already_reversed")?)
                     .await
             }
             Some(s) => self.reverse_settlement(env, &s, "R").await,
@@ -500,7 +505,7 @@ impl Medical {
         env: &Envelope,
         settlement: &StoredSettlement,
         kind: &str,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Output, ApiError> {
         let original = self
             .ledger
             .posting(settlement.posting_id)
@@ -527,25 +532,58 @@ impl Medical {
         let info = &stored.setlinfo;
         let now = ids::now_ms();
         let neg = |y: crate::nhsa::Yuan| SignedYuan(-y.0.fen());
+        #[derive(Serialize)]
+        struct CancelInfo<'a> {
+            setl_id: String,
+            init_setl_id: &'a str,
+            mdtrt_id: &'a str,
+            psn_no: &'a str,
+            setl_time: String,
+            medfee_sumamt: SignedYuan,
+            fund_pay_sumamt: SignedYuan,
+            hifp_pay: SignedYuan,
+            psn_part_amt: SignedYuan,
+            acct_pay: SignedYuan,
+            psn_cash_pay: SignedYuan,
+        }
+        #[derive(Serialize)]
+        struct CancelDetail<'a> {
+            fund_pay_type: &'a str,
+            fund_payamt: SignedYuan,
+        }
+        #[derive(Serialize)]
+        struct CancelReply<'a> {
+            setlinfo: CancelInfo<'a>,
+            setldetail: Vec<CancelDetail<'a>>,
+        }
         let output = match kind {
-            "C" => json!({"setlinfo": {
-                "setl_id": ids::record_id(original.admdvs, "cancel", &env.msgid),
-                "init_setl_id": settlement.setl_id,
-                "mdtrt_id": settlement.mdtrt_id,
-                "psn_no": settlement.psn_no,
-                "setl_time": ids::format_time(now),
-                "medfee_sumamt": neg(info.medfee_sumamt),
-                "fund_pay_sumamt": neg(info.fund_pay_sumamt),
-                "hifp_pay": neg(info.hifp_pay),
-                "psn_part_amt": neg(info.psn_part_amt),
-                "acct_pay": neg(info.acct_pay),
-                "psn_cash_pay": neg(info.psn_cash_pay),
-            }, "setldetail": stored.setldetail.iter().map(|d| json!({
-                "fund_pay_type": d.fund_pay_type,
-                "fund_payamt": neg(d.fund_payamt),
-            })).collect::<Vec<_>>()}),
-            _ => json!({"data": {"omsgid": settlement.msgid, "rslt": "reversed",
+            "C" => out(&CancelReply {
+                setlinfo: CancelInfo {
+                    setl_id: ids::record_id(original.admdvs, "cancel", &env.msgid),
+                    init_setl_id: &settlement.setl_id,
+                    mdtrt_id: &settlement.mdtrt_id,
+                    psn_no: &settlement.psn_no,
+                    setl_time: ids::format_time(now),
+                    medfee_sumamt: neg(info.medfee_sumamt),
+                    fund_pay_sumamt: neg(info.fund_pay_sumamt),
+                    hifp_pay: neg(info.hifp_pay),
+                    psn_part_amt: neg(info.psn_part_amt),
+                    acct_pay: neg(info.acct_pay),
+                    psn_cash_pay: neg(info.psn_cash_pay),
+                },
+                setldetail: stored
+                    .setldetail
+                    .iter()
+                    .map(|d| CancelDetail {
+                        fund_pay_type: &d.fund_pay_type,
+                        fund_payamt: neg(d.fund_payamt),
+                    })
+                    .collect(),
+            })?,
+            _ => out(
+                &json!({"data": {"omsgid": settlement.msgid, "rslt": "reversed",
                                  "setl_id": settlement.setl_id}}),
+            )?,
         };
         let mut if_posted = vec![Row {
             table: Table::SettlementCancels,

@@ -6,11 +6,11 @@
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::rows::{Row, Table, Value as Cell};
 use super::store::{SettlementKey, StoredVisit};
-use super::{Medical, Prior, ids, internal};
+use super::{Medical, Output, Prior, ids, internal, out};
 use crate::catalogue::{ClassifiedLine, FeeLine, ListKind};
 use crate::nhsa::input::{self, FEE_LINES_MAX};
 use crate::nhsa::output::FeeResult;
@@ -116,7 +116,7 @@ impl Medical {
     }
 
     /// 2201 / 2401.
-    pub(crate) async fn register(&self, env: &Envelope, kind: Kind) -> Result<Value, ApiError> {
+    pub(crate) async fn register(&self, env: &Envelope, kind: Kind) -> Result<Output, ApiError> {
         let (psn_no, insutype, begntime, med_type) = match kind {
             Kind::Outpatient => {
                 let data: input::Data<input::Registration> = input::parse(&env.infno, &env.input)?;
@@ -155,10 +155,10 @@ impl Medical {
                 Cell::I64(ids::now_ms()),
             ],
         };
-        let output = match kind {
+        let output = out(&match kind {
             Kind::Outpatient => json!({"data": {"mdtrt_id": mdtrt_id, "psn_no": psn_no}}),
             Kind::Inpatient => json!({"result": {"mdtrt_id": mdtrt_id, "psn_no": psn_no}}),
-        };
+        })?;
         self.commit_rows(env, &psn_no, vec![row], output).await
     }
 
@@ -167,7 +167,7 @@ impl Medical {
         &self,
         env: &Envelope,
         event: Event,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Output, ApiError> {
         let (mdtrt_id, psn_no, detail, kind) = match event {
             Event::Cancel => {
                 let data: input::Data<input::VisitRef> = input::parse(&env.infno, &env.input)?;
@@ -223,11 +223,12 @@ impl Medical {
                 Cell::I64(ids::now_ms()),
             ],
         };
-        self.commit_rows(env, &psn_no, vec![row], json!({})).await
+        self.commit_rows(env, &psn_no, vec![row], out(&json!({}))?)
+            .await
     }
 
     /// 2204 / 2301: classify every line with the treating region's catalogue; all or nothing.
-    pub(crate) async fn upload_fees(&self, env: &Envelope, kind: Kind) -> Result<Value, ApiError> {
+    pub(crate) async fn upload_fees(&self, env: &Envelope, kind: Kind) -> Result<Output, ApiError> {
         let upload: input::FeeUpload = input::parse(&env.infno, &env.input)?;
         let Some(first) = upload.feedetail.first() else {
             return Err(ApiError::BadInput {
@@ -334,12 +335,16 @@ impl Medical {
             });
             results.push(FeeResult::from(line));
         }
-        let output = json!({ "result": results });
+        #[derive(serde::Serialize)]
+        struct FeeReply {
+            result: Vec<FeeResult>,
+        }
+        let output = out(&FeeReply { result: results })?;
         self.commit_rows(env, &psn_no, rows, output).await
     }
 
     /// 2205 / 2302: cancel one line or a whole batch (`feedetl_sn` absent or "0000").
-    pub(crate) async fn cancel_fees(&self, env: &Envelope, kind: Kind) -> Result<Value, ApiError> {
+    pub(crate) async fn cancel_fees(&self, env: &Envelope, kind: Kind) -> Result<Output, ApiError> {
         let data: input::Data<input::FeeCancel> = input::parse(&env.infno, &env.input)?;
         let cancel = data.data;
         let _guard = self.locks.lock(&cancel.psn_no).await;
@@ -388,6 +393,7 @@ impl Medical {
                 ],
             })
             .collect();
-        self.commit_rows(env, &cancel.psn_no, rows, json!({})).await
+        self.commit_rows(env, &cancel.psn_no, rows, out(&json!({}))?)
+            .await
     }
 }

@@ -214,5 +214,5 @@ pub struct ResponseEnvelope {
     pub warn_msg: Option<String>,
     /// Business payload (null on failure).
     #[schema(value_type = Object)]
-    pub output: serde_json::Value,
+    pub output: Box<RawValue>,
 }

@@ -70,7 +70,7 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
 fn reply(
     admdvs: Option<crate::Admdvs>,
     received_ms: i64,
-    result: Result<serde_json::Value, ApiError>,
+    result: Result<crate::medical::Output, ApiError>,
 ) -> ResponseEnvelope {
     let now = now_ms();
     let stamp = crate::medical::ids::format_stamp_ms;
@@ -80,7 +80,7 @@ fn reply(
             -1,
             Some(error.to_string()),
             Some(error.code().to_owned()),
-            serde_json::Value::Null,
+            null_output(),
         ),
     };
     ResponseEnvelope {
@@ -93,6 +93,10 @@ fn reply(
         warn_msg: None,
         output,
     }
+}
+
+fn null_output() -> crate::medical::Output {
+    serde_json::value::RawValue::NULL.to_owned()
 }
 
 /// `POST /fsi/api/rsfComIfsService/callService`.

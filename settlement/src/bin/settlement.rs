@@ -1,0 +1,205 @@
+//! `settlement`: the medical settlement service and its operator commands.
+//!
+//! - `settlement serve [--listen ADDR] [--data DIR] [--refdata DIR]`: the HTTP service (SQLite
+//!   `DIR/ledger.sqlite3` unless `DATABASE_URL` names PostgreSQL). Gateway callers come from
+//!   `SETTLEMENT_PAAS` (`id=token,id2=token2`); without it, `--no-gateway-auth` must be given.
+//!   SIGINT/SIGTERM: stop accepting, finish in-flight requests (settlements included), drain the
+//!   ledger writer, exit.
+//! - `settlement import-persons FILE [--data DIR]`: import a persons CSV
+//!   (`refdata::load_persons_csv`) and open each personal account with its balance.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use settlement::catalogue::CatalogueSet;
+use settlement::medical::{Medical, PersonImport, RefData};
+use settlement::policy::PolicySet;
+use settlement::service::{AppState, Gateway, GatewayConfig, app};
+use settlement::{Ledger, LedgerOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "settlement",
+    about = "Medical settlement at the national interface"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service.
+    Serve {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Data directory (SQLite file), unless DATABASE_URL is set.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// Reference data: catalogue/, policy/, institutions/institutions.csv below it.
+        #[arg(long, default_value = "fixtures")]
+        refdata: PathBuf,
+        /// Accept envelopes without x-tif-* headers (trusted network, tests).
+        #[arg(long)]
+        no_gateway_auth: bool,
+    },
+    /// Import insured persons from a CSV.
+    ImportPersons {
+        /// The CSV (refdata::load_persons_csv format).
+        file: PathBuf,
+        /// Data directory (SQLite file), unless DATABASE_URL is set.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+    },
+}
+
+async fn open_ledger(data: &Path) -> Result<Ledger> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Ledger::open_url(&url, LedgerOptions::default())
+            .await
+            .context("opening DATABASE_URL"),
+        _ => {
+            std::fs::create_dir_all(data)
+                .with_context(|| format!("creating {}", data.display()))?;
+            Ledger::open_data_dir(data, LedgerOptions::default())
+                .await
+                .with_context(|| format!("opening the ledger in {}", data.display()))
+        }
+    }
+}
+
+fn load_refdata(dir: &Path) -> Result<RefData> {
+    let catalogues =
+        CatalogueSet::load_dir(&dir.join("catalogue")).context("loading catalogues")?;
+    let policies = PolicySet::load_dir(&dir.join("policy")).context("loading policies")?;
+    let institutions =
+        settlement::refdata::load_institutions(&dir.join("institutions").join("institutions.csv"))
+            .context("loading institutions")?;
+    Ok(RefData {
+        catalogues,
+        policies,
+        institutions: institutions
+            .into_iter()
+            .map(|i| (i.fixmedins_code, i.hosp_lv))
+            .collect(),
+    })
+}
+
+fn gateway_config(no_auth: bool) -> Result<GatewayConfig> {
+    let mut callers = HashMap::new();
+    if let Ok(spec) = std::env::var("SETTLEMENT_PAAS") {
+        for pair in spec.split(',').filter(|p| !p.is_empty()) {
+            let (id, token) = pair
+                .split_once('=')
+                .context("SETTLEMENT_PAAS must be id=token[,id=token]")?;
+            callers.insert(id.to_owned(), token.to_owned());
+        }
+    }
+    if callers.is_empty() && !no_auth {
+        bail!("set SETTLEMENT_PAAS=id=token or pass --no-gateway-auth");
+    }
+    Ok(GatewayConfig {
+        callers,
+        ..GatewayConfig::default()
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+async fn serve(listen: SocketAddr, data: &Path, refdata: &Path, no_auth: bool) -> Result<()> {
+    let gateway = gateway_config(no_auth)?;
+    let refdata = load_refdata(refdata)?;
+    let ledger = Arc::new(open_ledger(data).await?);
+    let medical = Arc::new(Medical::new(ledger.clone(), refdata));
+    let state = Arc::new(AppState {
+        medical: medical.clone(),
+        gateway: Gateway::new(gateway),
+        ready: AtomicBool::new(false),
+    });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    tracing::info!(%listen, "settlement serving");
+    state.ready.store(true, Ordering::Release);
+    let shutdown_state = state.clone();
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            shutdown_state.ready.store(false, Ordering::Release);
+        })
+        .await
+        .context("serving")?;
+    drop(medical);
+    if let Ok(ledger) = Arc::try_unwrap(ledger) {
+        ledger.close().await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn import_persons(file: &Path, data: &Path) -> Result<()> {
+    let persons = settlement::refdata::load_persons_csv(file)
+        .with_context(|| format!("loading {}", file.display()))?;
+    let imports: Vec<PersonImport> = persons.iter().map(PersonImport::from).collect();
+    let ledger = Arc::new(open_ledger(data).await?);
+    let medical = Medical::new(ledger.clone(), RefData::default());
+    let added = medical
+        .import_persons(&imports)
+        .await
+        .context("importing")?;
+    tracing::info!(added, total = imports.len(), "persons imported");
+    drop(medical);
+    if let Ok(ledger) = Arc::try_unwrap(ledger) {
+        ledger.close().await;
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve {
+            listen,
+            data,
+            refdata,
+            no_gateway_auth,
+        } => serve(listen, &data, &refdata, no_gateway_auth).await,
+        Command::ImportPersons { file, data } => import_persons(&file, &data).await,
+    }
+}
