@@ -458,3 +458,79 @@ async fn a_card_reset_by_another_program_is_reconnected() {
         (404, Some("reader_not_found"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_lists_reads_masked_and_serves() {
+    let _slot = slot_lock();
+    let name = "beijing-2g.toml";
+    let t = image(name);
+    let ssn = field(&t, "ssse", "ssn").to_owned();
+    let _card = insert(name);
+    let bin = env!("CARGO_BIN_EXE_terminal-agent");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (listing, _) = run(&["readers"]);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with(READER) && l.contains("card ATR")),
+        "{listing}"
+    );
+    let (masked_out, progress) = run(&["read", "--reader", READER]);
+    assert!(masked_out.contains(&masked(&ssn, 6, 4)), "{masked_out}");
+    assert!(
+        !masked_out.contains(&ssn),
+        "clear ID number without --reveal"
+    );
+    assert!(progress.contains("read in"), "{progress}");
+    let (clear, _) = run(&["read", "--reader", READER, "--reveal"]);
+    assert!(
+        clear.contains(&ssn) && clear.contains(&full_name(&t)),
+        "{clear}"
+    );
+
+    // `serve` on a free loopback port, configured by environment.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new(bin)
+        .arg("serve")
+        .env("TERMINAL_AGENT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_millis(CARD_WAIT_MS);
+    let body = loop {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/v1/readers")).await {
+            let v: Value = r.json().await.unwrap();
+            if v.as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|r| r["name"] == READER && r["card_present"] == true)
+            }) {
+                break v;
+            }
+        }
+        assert!(Instant::now() < deadline, "serve never listed the card");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(body.to_string().contains(READER));
+}
