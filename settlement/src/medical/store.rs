@@ -265,7 +265,7 @@ impl Store {
         psn_no: &str,
         year: i64,
     ) -> Result<BTreeMap<String, i64>> {
-        let sql = "SELECT name, SUM(delta_fen) FROM accumulator_deltas \
+        let sql = "SELECT name, CAST(SUM(delta_fen) AS BIGINT) FROM accumulator_deltas \
                    WHERE psn_no = $1 AND year = $2 GROUP BY name";
         Ok(dispatch!(self, pool => {
             sqlx::query(sql).bind(psn_no).bind(year).fetch_all(pool).await?.iter()
@@ -283,8 +283,9 @@ impl Store {
         begin: &str,
         end: &str,
     ) -> Result<Totals> {
-        let sql = "SELECT COALESCE(SUM(s.medfee_sumamt_fen), 0), \
-                   COALESCE(SUM(s.fund_pay_sumamt_fen), 0), COALESCE(SUM(s.acct_pay_fen), 0), \
+        let sql = "SELECT CAST(COALESCE(SUM(s.medfee_sumamt_fen), 0) AS BIGINT), \
+                   CAST(COALESCE(SUM(s.fund_pay_sumamt_fen), 0) AS BIGINT), \
+                   CAST(COALESCE(SUM(s.acct_pay_fen), 0) AS BIGINT), \
                    COUNT(*) FROM settlements s WHERE s.fixmedins_code = $1 AND s.insutype = $2 \
                    AND s.setl_date >= $3 AND s.setl_date <= $4 AND NOT EXISTS \
                    (SELECT 1 FROM settlement_cancels c WHERE c.setl_id = s.setl_id)";

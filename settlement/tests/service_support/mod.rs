@@ -52,6 +52,10 @@ impl Harness {
     }
 
     pub async fn with_gateway(db: Db, gateway: GatewayConfig) -> Harness {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("settlement=warn")
+            .with_test_writer()
+            .try_init();
         let test = TestDb::new(db).await;
         let ledger = Arc::new(test.open(LedgerOptions::default()).await);
         let medical = Arc::new(Medical::new(ledger.clone(), refdata()));
