@@ -1,5 +1,5 @@
 //! One worker thread per reader: the reader's jobs run one after another on a thread that owns
-//! its own [`CardBackend`] (pcsc calls block; they never run on the async executor's threads).
+//! its own [`CardBackend`](super::CardBackend) (pcsc calls block; they never run on the async executor's threads).
 //!
 //! - The queue is bounded ([`ReadersConfig::queue_max`]); a full queue answers
 //!   [`ReaderError::Busy`] at once.
