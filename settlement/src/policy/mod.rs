@@ -17,9 +17,10 @@ mod error;
 pub(crate) mod round;
 mod split;
 mod table;
+mod table_file;
 mod types;
 
-pub use engine::{compute_split, jingjinji_deemed_filed};
+pub use engine::{SPLIT_LINES_MAX, compute_split, jingjinji_deemed_filed};
 pub use error::PolicyError;
 pub use split::{SetlDetail, Split};
 pub use table::{
