@@ -26,7 +26,7 @@ const DISTRICTS: [(&str, u32, char); 8] = [
     ("130104", 130_100, 'H'),
     ("130105", 130_100, 'H'),
 ];
-/// Birth dates span this many days from 1940-01-01 (to 1989-04-13).
+/// Birth dates span this many days from 1940-01-01 (to 1989-04-14).
 const BIRTH_DAYS: u64 = 18_000;
 const SURNAMES: [&str; 12] = [
     "张", "王", "李", "赵", "刘", "陈", "杨", "黄", "周", "吴", "徐", "孙",
@@ -77,8 +77,8 @@ fn person(index: u64, seed: u64) -> Option<Person> {
     let (district, admdvs, letter) = *DISTRICTS.get(district_index)?;
     let birth_offset = (index / 8 + seed) % BIRTH_DAYS;
     let sequence = (index / (8 * BIRTH_DAYS)) % 500;
-    // 1940-01-01 is day −10957 from 1970-01-01.
-    let (year, month, day) = civil_from_days(i64::try_from(birth_offset).ok()? - 10_957);
+    // 1940-01-01 is day −10958 from 1970-01-01 (30 × 365 + 8 leap days).
+    let (year, month, day) = civil_from_days(i64::try_from(birth_offset).ok()? - 10_958);
     let gend_male = rng.below(2) == 0;
     // 顺序码: odd for men, even for women (GB 11643).
     let order = sequence * 2 + u64::from(gend_male);
