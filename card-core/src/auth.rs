@@ -2,7 +2,7 @@
 //! GET CHALLENGE / INTERNAL AUTHENTICATE / EXTERNAL AUTHENTICATE framing.
 //!
 //! Sources: `../shared/reference/ssc-card.md` §4 (the APDUs and status words), and
-//! `notes/hsm-contract.md` "3rd-generation SSC authentication model" (**model, not verified
+//! `docs/ssc-auth-model.md` "3rd-generation SSC authentication model" (**model, not verified
 //! against the MOHRSS spec**): the card's INTERNAL AUTHENTICATE answer and the terminal's
 //! EXTERNAL AUTHENTICATE cryptogram are SM4 computations with keys diversified from the
 //! 卡识别码. card-core only frames the commands: cryptograms come from an
@@ -91,7 +91,7 @@ pub enum AuthenticatorError {
 
 /// Computes the EXTERNAL AUTHENTICATE cryptogram for a card's challenge. The terminal agent
 /// backs it with the HSM (`SM4_ECB(K_EXT, R || 00*8)`, K_EXT diversified from the last 8 bytes
-/// of the 卡识别码: hsm-contract.md, model).
+/// of the 卡识别码: docs/ssc-auth-model.md, model).
 pub trait ExternalAuthenticator {
     /// The 16-byte cryptogram for the 8-byte `challenge` of the card whose 卡识别码 (EF05 tag 01)
     /// is `card_id`.
@@ -216,7 +216,7 @@ pub fn get_challenge<T: CardTransport>(
 
 /// INTERNAL AUTHENTICATE `00 88 00 00 10 <过程因子 (8) || terminal random (8)>`: the card's
 /// 16-byte answer, which the terminal has the HSM recompute and compare (the card proves it is
-/// genuine). Model: hsm-contract.md.
+/// genuine). Model: docs/ssc-auth-model.md.
 ///
 /// Errors: [`AuthError::ResponseLength`], [`AuthError::Card`].
 pub fn internal_authenticate<T: CardTransport>(

@@ -125,7 +125,7 @@ fn pin_verify_outcomes() {
 
 #[test]
 fn third_generation_auth_framing() {
-    // hsm-contract.md (model): GET CHALLENGE 0084000008; INTERNAL AUTHENTICATE 0088000010 with
+    // docs/ssc-auth-model.md (model): GET CHALLENGE 0084000008; INTERNAL AUTHENTICATE 0088000010 with
     // 过程因子||random, 16-byte answer; EXTERNAL AUTHENTICATE 0082000A10; 6985 = no challenge.
     let mut s = session(&[
         ("0084000008", "1122334455667788 9000"),

@@ -1,4 +1,4 @@
-//! The 3rd-generation authentication model on the virtual card (notes/hsm-contract.md; a model,
+//! The 3rd-generation authentication model on the virtual card (docs/ssc-auth-model.md; a model,
 //! not verified against the MOHRSS spec): INTERNAL AUTHENTICATE, GET CHALLENGE + EXTERNAL
 //! AUTHENTICATE with RKSSSE (key 0A) before EF06, single-use challenges, 63CX and 6983.
 //!

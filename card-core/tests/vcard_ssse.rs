@@ -81,7 +81,7 @@ fn ef06_on_a_2_00_card_reads_without_authentication_and_joins_the_name_extension
 fn a_3_00_card_refuses_ef06_until_external_authentication() {
     let mut s = session(TIANJIN);
     ok(&mut s, SELECT_SSSE);
-    // EF05 is open; EF06 needs RKSSSE (model: notes/hsm-contract.md).
+    // EF05 is open; EF06 needs RKSSSE (model: docs/ssc-auth-model.md).
     ok(&mut s, "00B2012C12");
     assert_eq!(
         x(&mut s, "00B2013414").sw(),

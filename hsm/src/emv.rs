@@ -3,7 +3,7 @@
 //! and 2. 3DES per EMV 4.x Book 2 Annex A1 (checked against pyemv's HSM-checked vectors);
 //! SM4 per our reading of PBOC 3.0 (JR/T 0025) — **unverified: no public vector**.
 //!
-//! Pure functions over raw key bytes (contract: /work/notes/hsm-contract.md). Used by the HSM's
+//! Pure functions over raw key bytes (contract: docs/ssc-auth-model.md). Used by the HSM's
 //! operations with keys unwrapped from the key store and by the virtual card with its card image.
 
 use ring::digest::{SHA1_FOR_LEGACY_USE_ONLY, digest};

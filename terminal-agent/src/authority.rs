@@ -4,7 +4,7 @@
 //! the EXTERNAL AUTHENTICATE cryptogram (`GenerateCardAuthCryptogram`) and for the check of the
 //! card's INTERNAL AUTHENTICATE answer (`VerifyCardInternalAuth`).
 //!
-//! The 3rd-generation authentication is the model of notes/hsm-contract.md, **not verified
+//! The 3rd-generation authentication is the model of docs/ssc-auth-model.md, **not verified
 //! against the MOHRSS spec**. Calls run on a reader's worker thread (they block); the HTTP mode
 //! drives its async client with the runtime handle it was given, bounded by `timeout_ms`.
 

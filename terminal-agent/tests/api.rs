@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use card_core::vcard::{CardImage, VirtualCard};
-use common::{authority_for, field, hsm_for, image, image_path, keys, settings};
+use common::{authority_for, field, hsm_for, hsm_with_masters, image, image_path, keys, settings};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use terminal_agent::api::{self, AppState};
@@ -159,8 +159,11 @@ async fn an_empty_reader_answers_no_card_and_minus_two() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_card_with_other_keys_fails_internal_then_external_authentication() {
-    // The HSM holds hebei's masters; the card is tianjin's.
-    let (_dir, hsm) = hsm_for("hebei-3g.toml");
+    // The HSM holds another issuer's masters (made up here, not the fixtures' national pair).
+    let (_dir, hsm) = hsm_with_masters(
+        "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF",
+        "C0C1C2C3C4C5C6C7C8C9CACBCCCDCECF",
+    );
     let hsm = Arc::new(Mutex::new(hsm));
     let authority = Authority::in_process(Arc::clone(&hsm), "test", keys());
     let (app, _table, _) = app_with(Some("tianjin-3g.toml"), authority, 4);

@@ -9,7 +9,7 @@
 //!
 //! On a 3.00 card EF06 answers `6982` until the terminal has passed EXTERNAL AUTHENTICATE with
 //! RKSSSE (key `0A`) since SSSE was selected; [`read_holder`] does that through a caller-supplied
-//! [`ExternalAuthenticator`] (the hsm-contract.md model, **not verified against the MOHRSS
+//! [`ExternalAuthenticator`] (the docs/ssc-auth-model.md model, **not verified against the MOHRSS
 //! spec**). card-core itself holds no keys.
 
 mod bas;

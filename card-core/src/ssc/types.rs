@@ -31,7 +31,7 @@ impl CardId {
         hex::encode_upper(&self.0[..3])
     }
 
-    /// The last 8 bytes: the diversification factor of the card's SM4 keys (hsm-contract.md,
+    /// The last 8 bytes: the diversification factor of the card's SM4 keys (docs/ssc-auth-model.md,
     /// model).
     pub fn diversification_factor(&self) -> [u8; 8] {
         let mut out = [0; 8];

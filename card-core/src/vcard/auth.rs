@@ -7,7 +7,7 @@
 //! `63CX` with X tries left; a blocked PIN `6983`.
 //!
 //! The 3rd-generation authentication is **our model, not verified against the MOHRSS spec**
-//! (notes/hsm-contract.md): K_INT and K_EXT = `sm4_diversify(master, last 8 bytes of 卡识别码)`;
+//! (docs/ssc-auth-model.md): K_INT and K_EXT = `sm4_diversify(master, last 8 bytes of 卡识别码)`;
 //! INTERNAL AUTHENTICATE returns `SM4_K_INT(16 bytes in)`; EXTERNAL AUTHENTICATE expects
 //! `SM4_K_EXT(R || 00*8)` over the last (single-use) challenge R; 5 tries, then `6983`.
 

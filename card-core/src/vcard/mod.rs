@@ -4,7 +4,7 @@
 //! (the `ssc-vcard` binary, protocol in [`vpcd`]).
 //!
 //! What it emulates (sources: ssc-card.md §2–§5, card-hsm-anchors.md §2–§4, the crypto contract
-//! `notes/hsm-contract.md`):
+//! `docs/ssc-auth-model.md`):
 //! - the SSSE (EF05/EF06, READ RECORD by tag and by SFI), PIN, GET CHALLENGE, INTERNAL and
 //!   EXTERNAL AUTHENTICATE ([`ssse`], [`auth`]);
 //! - the PBOC debit application behind PSE/PPSE ([`pboc`]);

@@ -3,7 +3,7 @@
 //!
 //! Record numbers and tags per generation: ssc-card.md §3. A 3.00 card refuses EF06 reads with
 //! `6982` until EXTERNAL AUTHENTICATE with key `0A` succeeds (model, not verified against the
-//! MOHRSS spec: notes/hsm-contract.md).
+//! MOHRSS spec: docs/ssc-auth-model.md).
 
 use crate::sw::StatusWord;
 

@@ -338,7 +338,7 @@ impl Hsm {
     /// `GenerateCardAuthCryptogram`: the social security card's EXTERNAL AUTHENTICATE data,
     /// `SM4_ECB(K_EXT, challenge ‖ 00×8)` (16 bytes), with K_EXT = `sm4_diversify(master, last 8
     /// bytes of the 卡识别码)`; `alias` is the external-authentication master key (usage `11`).
-    /// Model, not verified against the MOHRSS spec (see /work/notes/hsm-contract.md).
+    /// Model, not verified against the MOHRSS spec (see docs/ssc-auth-model.md).
     ///
     /// Errors: usage/mode/algorithm (SM4), `card_id` length.
     pub fn generate_card_auth_cryptogram(

@@ -153,24 +153,44 @@ pub fn insert(image_name: &str) -> VirtualCardProcess {
 /// An in-process HSM in a temporary directory holding `image`'s two SSSE master keys (test keys
 /// from the image file) as `ssc-ext-auth` (usage 11) and `ssc-int-auth` (usage 10).
 pub fn hsm_for(image_name: &str) -> (tempfile::TempDir, hsm::ops::Hsm) {
+    let t = image(image_name);
+    let masters = t.get("keys").and_then(|k| k.as_table()).map(|keys| {
+        (
+            keys["ssse_external_auth_master"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            keys["ssse_internal_auth_master"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        )
+    });
+    match masters {
+        Some((external, internal)) => hsm_with_masters(&external, &internal),
+        None => hsm_with_masters_opt(None),
+    }
+}
+
+/// An HSM holding these SSC authentication masters (32 hex digits each) as `ssc-ext-auth` and
+/// `ssc-int-auth`.
+pub fn hsm_with_masters(
+    external_hex: &str,
+    internal_hex: &str,
+) -> (tempfile::TempDir, hsm::ops::Hsm) {
+    hsm_with_masters_opt(Some((external_hex, internal_hex)))
+}
+
+fn hsm_with_masters_opt(masters: Option<(&str, &str)>) -> (tempfile::TempDir, hsm::ops::Hsm) {
     let dir = tempfile::tempdir().unwrap();
     let lmk = hsm::lmk::Lmk::from_bytes(&[0x42; 32]).unwrap();
     let mut hsm = hsm::ops::Hsm::open(dir.path(), lmk).unwrap();
-    let t = image(image_name);
-    if let Some(keys) = t.get("keys").and_then(|k| k.as_table()) {
+    if let Some((external_hex, internal_hex)) = masters {
         for (alias, usage, key) in [
-            (
-                "ssc-ext-auth",
-                KeyUsage::SscExternalAuth,
-                "ssse_external_auth_master",
-            ),
-            (
-                "ssc-int-auth",
-                KeyUsage::SscInternalAuth,
-                "ssse_internal_auth_master",
-            ),
+            ("ssc-ext-auth", KeyUsage::SscExternalAuth, external_hex),
+            ("ssc-int-auth", KeyUsage::SscInternalAuth, internal_hex),
         ] {
-            let bytes = hex::decode(keys[key].as_str().unwrap()).unwrap();
+            let bytes = hex::decode(key).unwrap();
             let header = KeyHeader {
                 alias: alias.into(),
                 algorithm: KeyAlgorithm::Sm4,
