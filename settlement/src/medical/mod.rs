@@ -83,7 +83,7 @@ pub struct Medical {
     rows: RowWriter,
     refdata: RefData,
     locks: PersonLocks,
-    accounts: AccountCache,
+    accounts: Arc<AccountCache>,
 }
 
 /// Outcome of looking for an earlier answer to a msgid.
@@ -103,7 +103,7 @@ impl Medical {
             rows,
             refdata,
             locks: PersonLocks::default(),
-            accounts: AccountCache::default(),
+            accounts: Arc::new(AccountCache::default()),
         }
     }
 

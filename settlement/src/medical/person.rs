@@ -105,6 +105,27 @@ pub struct PersonImport {
     pub acct_opening: Fen,
 }
 
+impl From<&crate::refdata::Person> for PersonImport {
+    /// A loaded reference-data person (`refdata::load_persons_csv`) as an import.
+    fn from(person: &crate::refdata::Person) -> PersonImport {
+        PersonImport {
+            record: PersonRecord {
+                psn_no: person.psn_no.clone(),
+                psn_name: person.psn_name.expose().to_owned(),
+                certno: person.certno.expose().to_owned(),
+                card_no: Some(person.card_no.clone()).filter(|c| !c.is_empty()),
+                gend: person.gend.to_string(),
+                brdy: person.brdy_text(),
+                insutype: person.insutype.code().to_owned(),
+                psn_type: person.psn_type.code().to_owned(),
+                insuplc_admdvs: person.insuplc_admdvs.to_string(),
+                emp_name: String::new(),
+            },
+            acct_opening: person.acct_balance,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,26 +163,5 @@ mod tests {
         let code = personal_account_code("P1").unwrap();
         assert_eq!(code.as_str().len(), 32);
         assert!(!code.as_str().contains("P1P1"));
-    }
-}
-
-impl From<&crate::refdata::Person> for PersonImport {
-    /// A loaded reference-data person (`refdata::load_persons_csv`) as an import.
-    fn from(person: &crate::refdata::Person) -> PersonImport {
-        PersonImport {
-            record: PersonRecord {
-                psn_no: person.psn_no.clone(),
-                psn_name: person.psn_name.expose().to_owned(),
-                certno: person.certno.expose().to_owned(),
-                card_no: Some(person.card_no.clone()).filter(|c| !c.is_empty()),
-                gend: person.gend.to_string(),
-                brdy: person.brdy_text(),
-                insutype: person.insutype.code().to_owned(),
-                psn_type: person.psn_type.code().to_owned(),
-                insuplc_admdvs: person.insuplc_admdvs.to_string(),
-                emp_name: String::new(),
-            },
-            acct_opening: person.acct_balance,
-        }
     }
 }

@@ -269,21 +269,18 @@ impl Medical {
     }
 
     /// Imports persons: their records, and each personal account with its opening balance (one
-    /// posting per person, id derived from the psn_no, so a re-import changes nothing). Persons
-    /// already present are skipped. Returns how many were added.
+    /// posting per person, id derived from the psn_no, so a re-import changes nothing; openings
+    /// are posted concurrently so they share the writer's batches). Persons already present are
+    /// skipped. Returns how many were added.
     pub async fn import_persons(&self, persons: &[PersonImport]) -> Result<usize, LedgerError> {
         let mut added = 0;
-        for chunk in persons.chunks(500) {
+        for chunk in persons.chunks(1_000) {
+            let names: Vec<String> = chunk.iter().map(|p| p.record.psn_no.clone()).collect();
+            let existing = self.ledger.store().existing_persons(&names).await?;
             let mut rows = Vec::with_capacity(chunk.len());
             for import in chunk {
                 let person = &import.record;
-                if self
-                    .ledger
-                    .store()
-                    .person_record(&person.psn_no)
-                    .await?
-                    .is_some()
-                {
+                if existing.contains(&person.psn_no) {
                     continue;
                 }
                 let region = person.region()?;
@@ -306,48 +303,54 @@ impl Medical {
             if !rows.is_empty() {
                 self.rows.write(rows).await?;
             }
+            let mut openings = tokio::task::JoinSet::new();
             for import in chunk {
-                self.open_account(import).await?;
+                let (ledger, accounts) = (self.ledger.clone(), self.accounts.clone());
+                let import = import.clone();
+                openings.spawn(async move { open_account(&ledger, &accounts, &import).await });
+            }
+            while let Some(result) = openings.join_next().await {
+                result.map_err(|_| LedgerError::WriterGone)??;
             }
         }
         Ok(added)
     }
+}
 
-    async fn open_account(&self, import: &PersonImport) -> Result<(), LedgerError> {
-        let person = &import.record;
-        let region = person.region()?;
-        let code: AccountCode = personal_account_code(&person.psn_no)?;
-        let account = self
-            .accounts
-            .id(&self.ledger, AccountSpec::personal(region, code))
-            .await?;
-        if import.acct_opening.is_zero() {
-            return Ok(());
-        }
-        let fund = self
-            .accounts
-            .id(&self.ledger, personal_fund(region))
-            .await?;
-        let posting = Posting {
-            id: ids::posting_id_of(&format!("acct-open:{}", person.psn_no)),
-            admdvs: region,
-            legs: vec![
-                Leg {
-                    account: fund,
-                    side: Side::Debit,
-                    amount: import.acct_opening,
-                },
-                Leg {
-                    account,
-                    side: Side::Credit,
-                    amount: import.acct_opening,
-                },
-            ],
-            link: None,
-        };
-        match self.ledger.post(posting).await {
-            Ok(_) | Err(LedgerError::IdempotencyConflict(_)) => Ok(()),
-            Err(error) => Err(error),
-        }
+async fn open_account(
+    ledger: &crate::Ledger,
+    accounts: &super::accounts::AccountCache,
+    import: &PersonImport,
+) -> Result<(), LedgerError> {
+    let person = &import.record;
+    let region = person.region()?;
+    let code: AccountCode = personal_account_code(&person.psn_no)?;
+    let account = accounts
+        .id(ledger, AccountSpec::personal(region, code))
+        .await?;
+    if import.acct_opening.is_zero() {
+        return Ok(());
+    }
+    let fund = accounts.id(ledger, personal_fund(region)).await?;
+    let posting = Posting {
+        id: ids::posting_id_of(&format!("acct-open:{}", person.psn_no)),
+        admdvs: region,
+        legs: vec![
+            Leg {
+                account: fund,
+                side: Side::Debit,
+                amount: import.acct_opening,
+            },
+            Leg {
+                account,
+                side: Side::Credit,
+                amount: import.acct_opening,
+            },
+        ],
+        link: None,
+    };
+    match ledger.post(posting).await {
+        Ok(_) | Err(LedgerError::IdempotencyConflict(_)) => Ok(()),
+        Err(error) => Err(error),
     }
 }

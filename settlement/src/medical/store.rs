@@ -151,6 +151,28 @@ impl Store {
         }))
     }
 
+    /// Which of `psn_nos` are already imported.
+    pub(crate) async fn existing_persons(
+        &self,
+        psn_nos: &[String],
+    ) -> Result<std::collections::HashSet<String>> {
+        let mut found = std::collections::HashSet::new();
+        for chunk in psn_nos.chunks(1_000) {
+            let rows = dispatch!(self, pool => {
+                let mut query = sqlx::QueryBuilder::new("SELECT psn_no FROM persons WHERE psn_no IN (");
+                let mut list = query.separated(", ");
+                for psn_no in chunk {
+                    list.push_bind(psn_no.clone());
+                }
+                query.push(")");
+                query.build().fetch_all(pool).await?.iter()
+                    .map(|row| row.try_get::<String, _>(0)).collect::<Result<Vec<_>, _>>()?
+            });
+            found.extend(rows);
+        }
+        Ok(found)
+    }
+
     /// `psn_no`s whose certificate (or card) number hashes to `sha256`.
     pub(crate) async fn persons_by_hash(
         &self,

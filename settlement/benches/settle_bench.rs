@@ -1,0 +1,329 @@
+//! Settlement load benchmark over loopback HTTP: N concurrent simulated HIS clients each run
+//! visits as 2204 (fee upload) + 2207 (settlement) against the real app (`service::app`) served on
+//! 127.0.0.1, on SQLite (WAL, synchronous=FULL) and PostgreSQL (synchronous_commit on): durable
+//! commits. Registration (2201) of the visits is setup, not timed. Persons come from the
+//! deterministic generated population (`refdata::generate_persons`, seed 1), imported with their
+//! personal accounts; each visit goes to a different person.
+//!
+//! Run: `cargo bench -p settlement --bench settle_bench -- [--db sqlite|postgres|both]
+//!       [--clients 64] [--settlements 20000] [--persons 100000]`
+//! PostgreSQL at `LEDGER_TEST_PG_URL` (default postgres://postgres@127.0.0.1:5432/test), in a
+//! schema of its own, dropped at the end. Prints settlements/s and p50/p99/p999 of the
+//! 2204+2207 pair and of 2207 alone (client-side, closed loop: coordinated omission understates
+//! the tail). Client and server share the machine's cores.
+#![allow(
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs
+)]
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use settlement::catalogue::CatalogueSet;
+use settlement::medical::{Medical, PersonImport, RefData};
+use settlement::policy::PolicySet;
+use settlement::service::{AppState, CALL_SERVICE_PATH, Gateway, GatewayConfig, app};
+use settlement::{Ledger, LedgerOptions, PgConnectOptions};
+use sqlx::Connection;
+
+struct Args {
+    db: String,
+    clients: usize,
+    settlements: usize,
+    persons: u64,
+}
+
+fn args() -> Args {
+    let mut parsed = Args {
+        db: "both".into(),
+        clients: 64,
+        settlements: 20_000,
+        persons: 100_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().expect("flag value");
+        match flag.as_str() {
+            "--db" => parsed.db = value(),
+            "--clients" => parsed.clients = value().parse().expect("number"),
+            "--settlements" => parsed.settlements = value().parse().expect("number"),
+            "--persons" => parsed.persons = value().parse().expect("number"),
+            _ => {}
+        }
+    }
+    parsed
+}
+
+fn pg_url() -> String {
+    std::env::var("LEDGER_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+fn fixtures() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+fn refdata() -> RefData {
+    let dir = fixtures();
+    let institutions =
+        settlement::refdata::load_institutions(&dir.join("institutions/institutions.csv")).unwrap();
+    RefData {
+        catalogues: CatalogueSet::load_dir(&dir.join("catalogue")).unwrap(),
+        policies: PolicySet::load_dir(&dir.join("policy")).unwrap(),
+        institutions: institutions
+            .into_iter()
+            .map(|i| (i.fixmedins_code, i.hosp_lv))
+            .collect(),
+    }
+}
+
+/// The level-3 hospital of each fixture region (fixtures/institutions/institutions.csv).
+fn hospital(admdvs: &str) -> &'static str {
+    match admdvs {
+        "110000" => "H11010500001",
+        "120000" => "H12010100001",
+        _ => "H13010200002",
+    }
+}
+
+/// A 甲类 drug code present in every fixture catalogue (fixtures/catalogue/*.csv).
+const DRUG: &str = "XJ01CAA001A000000007919";
+
+fn envelope(infno: &str, msgid: &str, admdvs: &str, input: Value) -> Value {
+    json!({"infno": infno, "msgid": msgid, "mdtrtarea_admvs": admdvs, "insuplc_admdvs": admdvs,
+        "opter": "BENCH", "inf_time": "2026-11-30 10:00:00", "fixmedins_code": hospital(admdvs),
+        "input": input})
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Value {
+    let reply: Value = client
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["infcode"], 0, "{reply}");
+    reply
+}
+
+/// The `per_mille`-th per-mille of `sorted` (nearest rank), in ms.
+fn percentile(sorted: &[Duration], per_mille: usize) -> f64 {
+    let index = (sorted.len().saturating_sub(1) * per_mille).div_ceil(1_000);
+    sorted[index.min(sorted.len() - 1)].as_secs_f64() * 1e3
+}
+
+async fn run(db: &str, args: &Args) {
+    let schema = format!("settle_bench_{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let options = LedgerOptions::default();
+    let ledger = match db {
+        "sqlite" => Ledger::open_data_dir(dir.path(), options).await.unwrap(),
+        _ => {
+            let mut admin = sqlx::PgConnection::connect(&pg_url()).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            let connect = PgConnectOptions::from_str(&pg_url())
+                .unwrap()
+                .options([("search_path", schema.as_str())]);
+            Ledger::open_postgres(connect, options).await.unwrap()
+        }
+    };
+    let ledger = Arc::new(ledger);
+    let medical = Arc::new(Medical::new(ledger.clone(), refdata()));
+    let started = Instant::now();
+    let persons: Vec<settlement::refdata::Person> =
+        settlement::refdata::generate_persons(args.persons, 1).collect();
+    let imports: Vec<PersonImport> = persons.iter().map(PersonImport::from).collect();
+    medical.import_persons(&imports).await.unwrap();
+    println!(
+        "[{db}] imported {} persons in {:.1} s",
+        imports.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    let state = Arc::new(AppState {
+        medical: medical.clone(),
+        gateway: Gateway::new(GatewayConfig::default()),
+        ready: AtomicBool::new(true),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}{CALL_SERVICE_PATH}",
+        listener.local_addr().unwrap()
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients)
+        .build()
+        .unwrap();
+
+    // Setup (untimed): register one visit per settlement, each for another person.
+    let count = args.settlements.min(persons.len());
+    let people: Arc<Vec<(String, String, String)>> = Arc::new(
+        persons
+            .iter()
+            .take(count)
+            .map(|p| {
+                (
+                    p.psn_no.clone(),
+                    p.insutype.code().to_owned(),
+                    p.insuplc_admdvs.to_string(),
+                )
+            })
+            .collect(),
+    );
+    let clients = args.clients.max(1);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (client, url, people) = (client.clone(), url.clone(), people.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for i in (c..people.len()).step_by(clients) {
+                let (psn, insutype, admdvs) = &people[i];
+                let input = json!({"data": {"psn_no": psn, "insutype": insutype,
+                    "begntime": "2026-11-30 09:00:00"}});
+                let reply = post(
+                    &client,
+                    &url,
+                    &envelope("2201", &msgid(admdvs, 1, i), admdvs, input),
+                )
+                .await;
+                mine.push((
+                    i,
+                    reply["output"]["data"]["mdtrt_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                ));
+            }
+            mine
+        }));
+    }
+    let mut visits = Vec::new();
+    for task in tasks {
+        visits.push(task.await.unwrap());
+    }
+
+    // Timed: 2204 + 2207 per visit.
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for mine in visits {
+        let (client, url, people) = (client.clone(), url.clone(), people.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut pair = Vec::with_capacity(mine.len());
+            let mut settle = Vec::with_capacity(mine.len());
+            for (i, mdtrt_id) in mine {
+                let (psn, insutype, admdvs) = &people[i];
+                let t0 = Instant::now();
+                let fee = json!({"feedetail": [{"feedetl_sn": "1", "mdtrt_id": mdtrt_id,
+                    "psn_no": psn, "chrg_bchno": "B1", "med_list_codg": DRUG,
+                    "det_item_fee_sumamt": "300.00", "cnt": 10, "pric": "30.00"}]});
+                post(
+                    &client,
+                    &url,
+                    &envelope("2204", &msgid(admdvs, 2, i), admdvs, fee),
+                )
+                .await;
+                let t1 = Instant::now();
+                let data = json!({"data": {"psn_no": psn, "mdtrt_id": mdtrt_id,
+                    "medfee_sumamt": "300.00", "insutype": insutype, "acct_used_flag": "1",
+                    "med_type": "11"}});
+                post(
+                    &client,
+                    &url,
+                    &envelope("2207", &msgid(admdvs, 3, i), admdvs, data),
+                )
+                .await;
+                pair.push(t0.elapsed());
+                settle.push(t1.elapsed());
+            }
+            (pair, settle)
+        }));
+    }
+    let (mut pair, mut settle) = (Vec::new(), Vec::new());
+    for task in tasks {
+        let (p, s) = task.await.unwrap();
+        pair.extend(p);
+        settle.extend(s);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    pair.sort();
+    settle.sort();
+    println!(
+        "[{db}] {} settlements (2204+2207) by {clients} clients in {elapsed:.2} s: {:.0} settlements/s",
+        pair.len(),
+        pair.len() as f64 / elapsed
+    );
+    println!(
+        "[{db}] 2204+2207 latency ms: p50 {:.2} p99 {:.2} p999 {:.2} max {:.2}",
+        percentile(&pair, 500),
+        percentile(&pair, 990),
+        percentile(&pair, 999),
+        percentile(&pair, 1_000)
+    );
+    println!(
+        "[{db}] 2207 alone latency ms: p50 {:.2} p99 {:.2} p999 {:.2} max {:.2}",
+        percentile(&settle, 500),
+        percentile(&settle, 990),
+        percentile(&settle, 999),
+        percentile(&settle, 1_000)
+    );
+    server.abort();
+    let report = ledger.verify().await.unwrap();
+    assert!(report.is_consistent(), "{:?}", report.problems);
+    drop(medical);
+    if let Ok(ledger) = Arc::try_unwrap(ledger) {
+        ledger.close().await;
+    }
+    if db != "sqlite" {
+        let mut admin = sqlx::PgConnection::connect(&pg_url()).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+}
+
+/// A msgid in the documented layout (institution 12 + yyyyMMddHHmmss + 4 digits), time-ordered:
+/// visit `i`'s step `step` at 2026-11-30 10:00:00 + (i / 10 000) s + step hours.
+fn msgid(admdvs: &str, step: usize, i: usize) -> String {
+    let seconds = i / 10_000;
+    format!(
+        "{}20261130{:02}{:02}{:02}{:04}",
+        hospital(admdvs),
+        10 + step,
+        seconds / 60,
+        seconds % 60,
+        i % 10_000
+    )
+}
+
+fn main() {
+    let args = args();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dbs: Vec<&str> = match args.db.as_str() {
+        "both" => vec!["sqlite", "postgres"],
+        one => vec![if one == "sqlite" {
+            "sqlite"
+        } else {
+            "postgres"
+        }],
+    };
+    for db in dbs {
+        runtime.block_on(run(db, &args));
+    }
+}
