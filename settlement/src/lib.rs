@@ -19,6 +19,7 @@ pub mod catalogue;
 mod error;
 mod fen;
 mod ids;
+pub mod iso8583;
 mod ledger;
 pub mod medical;
 mod plan;
