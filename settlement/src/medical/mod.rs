@@ -36,6 +36,7 @@
 //! need a per-person database lock that this issue does not add.
 
 mod accounts;
+mod cache;
 pub(crate) mod ids;
 mod locks;
 pub(crate) mod person;
@@ -61,6 +62,7 @@ pub use ids::{posting_id_of, record_id};
 pub use person::{PersonImport, PersonRecord};
 
 use accounts::AccountCache;
+use cache::StateCache;
 use locks::PersonLocks;
 use rows::{Row, Table, Value as Cell};
 use store::{RowWriter, StoredMessage};
@@ -84,6 +86,7 @@ pub struct Medical {
     refdata: RefData,
     locks: PersonLocks,
     accounts: Arc<AccountCache>,
+    cache: StateCache,
 }
 
 /// Outcome of looking for an earlier answer to a msgid.
@@ -104,6 +107,7 @@ impl Medical {
             refdata,
             locks: PersonLocks::default(),
             accounts: Arc::new(AccountCache::default()),
+            cache: StateCache::default(),
         }
     }
 
@@ -183,14 +187,28 @@ impl Medical {
         &self,
         env: &Envelope,
         psn_no: &str,
-        mut rows: Vec<Row>,
+        rows: Vec<Row>,
         output: Output,
     ) -> Result<Output, ApiError> {
+        self.commit_rows_fresh(env, psn_no, rows, output)
+            .await
+            .map(|(output, _)| output)
+    }
+
+    /// `commit_rows`, also telling whether THIS call wrote the rows (`true`) or another writer's
+    /// outcome was found (`false`: the caller must not apply its change to the cache).
+    async fn commit_rows_fresh(
+        &self,
+        env: &Envelope,
+        psn_no: &str,
+        mut rows: Vec<Row>,
+        output: Output,
+    ) -> Result<(Output, bool), ApiError> {
         rows.push(message_row(env, "D", None, psn_no, &output));
         match self.rows.write(rows).await {
-            Ok(()) => Ok(output),
+            Ok(()) => Ok((output, true)),
             Err(error) => match self.prior(env).await? {
-                Prior::Answered(answer) => answer,
+                Prior::Answered(answer) => answer.map(|output| (output, false)),
                 Prior::New => Err(internal(error)),
             },
         }

@@ -18,7 +18,13 @@ use crate::{AccountSpec, Fen};
 
 impl Medical {
     /// The imported person `psn_no`. Errors: `PersonNotFound`.
-    pub(crate) async fn load_person(&self, psn_no: &str) -> Result<PersonRecord, ApiError> {
+    pub(crate) async fn load_person(
+        &self,
+        psn_no: &str,
+    ) -> Result<std::sync::Arc<PersonRecord>, ApiError> {
+        if let Some(person) = self.cache.person(psn_no) {
+            return Ok(person);
+        }
         let record = self
             .ledger
             .store()
@@ -26,7 +32,47 @@ impl Medical {
             .await
             .map_err(internal)?
             .ok_or(ApiError::PersonNotFound)?;
-        serde_json::from_str(&record).map_err(internal)
+        let person: std::sync::Arc<PersonRecord> =
+            std::sync::Arc::new(serde_json::from_str(&record).map_err(internal)?);
+        self.cache.put_person(person.clone());
+        Ok(person)
+    }
+
+    /// A person's accumulators of `year` by name (cache, else the database).
+    pub(crate) async fn year_sums(
+        &self,
+        psn_no: &str,
+        year: i64,
+    ) -> Result<std::collections::BTreeMap<String, i64>, ApiError> {
+        if let Some(sums) = self.cache.accumulators(psn_no, year) {
+            return Ok(sums);
+        }
+        let sums = self
+            .ledger
+            .store()
+            .accumulators(psn_no, year)
+            .await
+            .map_err(internal)?;
+        self.cache.put_accumulators(psn_no, year, sums.clone());
+        Ok(sums)
+    }
+
+    /// A personal account's balance, fen (cache, else the ledger).
+    pub(crate) async fn acct_balance_fen(
+        &self,
+        account: crate::AccountId,
+    ) -> Result<i64, ApiError> {
+        if let Some(balance) = self.cache.balance(account) {
+            return Ok(balance);
+        }
+        let balance = self
+            .ledger
+            .balance(account)
+            .await
+            .map_err(internal)?
+            .credit_balance_fen();
+        self.cache.put_balance(account, balance);
+        Ok(balance)
     }
 
     /// The person's insured region, checked against the envelope's `insuplc_admdvs` if sent.
@@ -103,8 +149,7 @@ impl Medical {
         };
         let person = self.load_person(psn_no).await?;
         let account = self.personal_account(&person).await?;
-        let balance = self.ledger.balance(account).await.map_err(internal)?;
-        let balc = Fen::from_fen(balance.credit_balance_fen().max(0)).map_err(internal)?;
+        let balc = Fen::from_fen(self.acct_balance_fen(account).await?.max(0)).map_err(internal)?;
         #[derive(Serialize)]
         struct InsuInfo {
             balc: Yuan,
@@ -134,12 +179,12 @@ impl Medical {
             }),
             insuinfo: [InsuInfo {
                 balc: Yuan(balc),
-                insutype: person.insutype,
-                psn_type: person.psn_type,
+                insutype: person.insutype.clone(),
+                psn_type: person.psn_type.clone(),
                 psn_insu_stas: "1",
                 cvlserv_flag: "0",
-                insuplc_admdvs: person.insuplc_admdvs,
-                emp_name: person.emp_name,
+                insuplc_admdvs: person.insuplc_admdvs.clone(),
+                emp_name: person.emp_name.clone(),
             }],
             idetinfo: [],
         })
@@ -158,12 +203,7 @@ impl Medical {
             reason: "must start with a 4-digit year".to_owned(),
         })?;
         self.load_person(&query.psn_no).await?;
-        let sums = self
-            .ledger
-            .store()
-            .accumulators(&query.psn_no, year)
-            .await
-            .map_err(internal)?;
+        let sums = self.year_sums(&query.psn_no, year).await?;
         #[derive(Serialize)]
         struct Cum<'a> {
             year: &'a str,

@@ -166,16 +166,12 @@ impl Medical {
         if person.insutype != req.insutype {
             return Err(ApiError::InsutypeNotFound(req.insutype.clone()));
         }
-        let visit = self.live_visit(&req.mdtrt_id, &req.psn_no, kind).await?;
-        if let Some(setl_id) = self.live_settlement_id(&req.mdtrt_id).await? {
+        let state = self.live_visit(&req.mdtrt_id, &req.psn_no, kind).await?;
+        if let Some(setl_id) = state.live_settlement {
             return Err(ApiError::AlreadySettled(setl_id));
         }
-        let stored = self
-            .ledger
-            .store()
-            .fee_lines(&req.mdtrt_id, false)
-            .await
-            .map_err(internal)?;
+        let visit = state.visit;
+        let stored = state.lines;
         if stored.is_empty() {
             return Err(ApiError::NothingToSettle);
         }
@@ -219,16 +215,11 @@ impl Medical {
             .get(0..4)
             .and_then(|y| y.parse().ok())
             .unwrap_or(0);
-        let sums = self
-            .ledger
-            .store()
-            .accumulators(&req.psn_no, year)
-            .await
-            .map_err(internal)?;
+        let sums = self.year_sums(&req.psn_no, year).await?;
         let accumulators = accumulators_of(&sums)?;
         let personal = self.personal_account(&person).await?;
-        let balance = self.ledger.balance(personal).await.map_err(internal)?;
-        let acct_balance = Fen::from_fen(balance.credit_balance_fen().max(0)).map_err(internal)?;
+        let acct_balance =
+            Fen::from_fen(self.acct_balance_fen(personal).await?.max(0)).map_err(internal)?;
         let med_type = req
             .med_type
             .clone()
@@ -361,8 +352,15 @@ impl Medical {
         if kind == Kind::Inpatient {
             deltas.push((ADMISSIONS.to_owned(), 1));
         }
-        for (name, delta) in deltas {
-            if_posted.push(delta_row(&req.psn_no, year, &setl_id, 1, name, delta));
+        for (name, delta) in &deltas {
+            if_posted.push(delta_row(
+                &req.psn_no,
+                year,
+                &setl_id,
+                1,
+                name.clone(),
+                *delta,
+            ));
         }
         let attachment = Attachment {
             always: vec![message_row(
@@ -374,10 +372,21 @@ impl Medical {
             )],
             if_posted,
         };
-        self.ledger
+        if let Err(error) = self
+            .ledger
             .post_attached(posting, Arc::new(attachment))
             .await
-            .map_err(ledger_error)?;
+        {
+            // Refused or unknown: whatever the database holds now, reload it next time.
+            self.cache
+                .forget(&req.psn_no, &req.mdtrt_id, Some(personal));
+            return Err(ledger_error(error));
+        }
+        self.cache.update_visit(&req.mdtrt_id, |state| {
+            state.live_settlement = Some(setl_id.clone());
+        });
+        self.cache.add_accumulators(&req.psn_no, year, &deltas);
+        self.cache.add_balance(personal, -split.acct_pay.fen());
         Ok(output_json)
     }
 
@@ -621,10 +630,16 @@ impl Medical {
             )],
             if_posted,
         };
-        self.ledger
+        let accounts: Vec<crate::AccountId> = original.legs.iter().map(|leg| leg.account).collect();
+        let posted = self
+            .ledger
             .post_attached(posting, Arc::new(attachment))
-            .await
-            .map_err(ledger_error)?;
+            .await;
+        // Rare path: drop the cached state it changed (or may have changed) and reload it.
+        self.cache
+            .forget(&settlement.psn_no, &settlement.mdtrt_id, None);
+        self.cache.forget_balances(accounts);
+        posted.map_err(ledger_error)?;
         Ok(output)
     }
 

@@ -8,8 +8,9 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::cache::VisitState;
 use super::rows::{Row, Table, Value as Cell};
-use super::store::{SettlementKey, StoredVisit};
+use super::store::{SettlementKey, StoredFeeLine, StoredVisit};
 use super::{Medical, Output, Prior, ids, internal, out};
 use crate::catalogue::{ClassifiedLine, FeeLine, ListKind};
 use crate::nhsa::input::{self, FEE_LINES_MAX};
@@ -72,47 +73,55 @@ fn signed(fen: crate::Fen, refund: bool) -> i64 {
 }
 
 impl Medical {
+    /// The state of a visit: from the cache, else loaded from the database (and cached).
+    pub(crate) async fn visit_state(&self, mdtrt_id: &str) -> Result<Option<VisitState>, ApiError> {
+        if let Some(state) = self.cache.visit(mdtrt_id) {
+            return Ok(Some(state));
+        }
+        let store = self.ledger.store();
+        let Some(visit) = store.visit(mdtrt_id).await.map_err(internal)? else {
+            return Ok(None);
+        };
+        let all = store.fee_lines(mdtrt_id, true).await.map_err(internal)?;
+        let lines = store.fee_lines(mdtrt_id, false).await.map_err(internal)?;
+        let live_settlement = store
+            .settlements(SettlementKey::Visit(mdtrt_id))
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .find(|s| !s.cancelled)
+            .map(|s| s.setl_id);
+        let state = VisitState {
+            visit,
+            lines,
+            all_sns: all.into_iter().map(|l| l.feedetl_sn).collect(),
+            live_settlement,
+        };
+        self.cache.put_visit(mdtrt_id, state.clone());
+        Ok(Some(state))
+    }
+
     /// A visit of `psn_no` in `kind`, live. Errors: `VisitNotFound`, `VisitState`.
     pub(crate) async fn live_visit(
         &self,
         mdtrt_id: &str,
         psn_no: &str,
         kind: Kind,
-    ) -> Result<StoredVisit, ApiError> {
-        let visit = self
-            .ledger
-            .store()
-            .visit(mdtrt_id)
-            .await
-            .map_err(internal)?
-            .filter(|visit| visit.psn_no == psn_no)
+    ) -> Result<VisitState, ApiError> {
+        let state = self
+            .visit_state(mdtrt_id)
+            .await?
+            .filter(|state| state.visit.psn_no == psn_no)
             .ok_or(ApiError::VisitNotFound)?;
-        if visit.cancelled {
+        if state.visit.cancelled {
             return Err(ApiError::VisitState("the visit was cancelled"));
         }
-        if visit.setting != kind.code() {
+        if state.visit.setting != kind.code() {
             return Err(ApiError::VisitState(
                 "outpatient and inpatient transactions cannot be mixed on one visit",
             ));
         }
-        Ok(visit)
-    }
-
-    /// The live settlement of a visit, if any.
-    pub(crate) async fn live_settlement_id(
-        &self,
-        mdtrt_id: &str,
-    ) -> Result<Option<String>, ApiError> {
-        let settlements = self
-            .ledger
-            .store()
-            .settlements(SettlementKey::Visit(mdtrt_id))
-            .await
-            .map_err(internal)?;
-        Ok(settlements
-            .into_iter()
-            .find(|s| !s.cancelled)
-            .map(|s| s.setl_id))
+        Ok(state)
     }
 
     /// 2201 / 2401.
@@ -139,6 +148,7 @@ impl Medical {
         }
         let region = self.person_region(&person, env)?;
         let mdtrt_id = ids::record_id(env.mdtrtarea_admvs, "mdtrt", &env.msgid);
+        let visit_med_type = med_type.clone();
         let row = Row {
             table: Table::Visits,
             values: vec![
@@ -149,7 +159,7 @@ impl Medical {
                 Cell::I64(i64::from(env.mdtrtarea_admvs.code())),
                 Cell::Text(env.fixmedins_code.clone()),
                 Cell::Text(kind.code().to_owned()),
-                Cell::Text(med_type),
+                Cell::Text(med_type.clone()),
                 Cell::Text(begntime),
                 Cell::Text(env.msgid.clone()),
                 Cell::I64(ids::now_ms()),
@@ -159,7 +169,29 @@ impl Medical {
             Kind::Outpatient => json!({"data": {"mdtrt_id": mdtrt_id, "psn_no": psn_no}}),
             Kind::Inpatient => json!({"result": {"mdtrt_id": mdtrt_id, "psn_no": psn_no}}),
         })?;
-        self.commit_rows(env, &psn_no, vec![row], output).await
+        let fresh = VisitState {
+            visit: StoredVisit {
+                psn_no: psn_no.clone(),
+                insutype: person.insutype.clone(),
+                insuplc_admdvs: i64::from(region.code()),
+                mdtrtarea_admvs: i64::from(env.mdtrtarea_admvs.code()),
+                fixmedins_code: env.fixmedins_code.clone(),
+                setting: kind.code().to_owned(),
+                med_type: visit_med_type,
+                cancelled: false,
+                discharged: false,
+            },
+            lines: Vec::new(),
+            all_sns: BTreeSet::new(),
+            live_settlement: None,
+        };
+        let (reply, written) = self
+            .commit_rows_fresh(env, &psn_no, vec![row], output)
+            .await?;
+        if written {
+            self.cache.put_visit(&mdtrt_id, fresh);
+        }
+        Ok(reply)
     }
 
     /// 2202 / 2203 / 2402.
@@ -199,8 +231,9 @@ impl Medical {
         if let Prior::Answered(answer) = self.prior(env).await? {
             return answer;
         }
-        let visit = self.live_visit(&mdtrt_id, &psn_no, kind).await?;
-        if event == Event::Cancel && self.live_settlement_id(&mdtrt_id).await?.is_some() {
+        let state = self.live_visit(&mdtrt_id, &psn_no, kind).await?;
+        let visit = &state.visit;
+        if event == Event::Cancel && state.live_settlement.is_some() {
             return Err(ApiError::VisitState(
                 "the visit is settled; cancel the settlement first",
             ));
@@ -216,15 +249,25 @@ impl Medical {
         let row = Row {
             table: Table::VisitEvents,
             values: vec![
-                Cell::Text(mdtrt_id),
+                Cell::Text(mdtrt_id.clone()),
                 Cell::Text(code.to_owned()),
                 Cell::Text(env.msgid.clone()),
                 Cell::Text(detail.to_string()),
                 Cell::I64(ids::now_ms()),
             ],
         };
-        self.commit_rows(env, &psn_no, vec![row], out(&json!({}))?)
-            .await
+        let (reply, written) = self
+            .commit_rows_fresh(env, &psn_no, vec![row], out(&json!({}))?)
+            .await?;
+        if !written {
+            self.cache.forget(&psn_no, &mdtrt_id, None);
+        }
+        self.cache.update_visit(&mdtrt_id, |state| match event {
+            Event::Cancel => state.visit.cancelled = true,
+            Event::Discharge => state.visit.discharged = true,
+            Event::Info => {}
+        });
+        Ok(reply)
     }
 
     /// 2204 / 2301: classify every line with the treating region's catalogue; all or nothing.
@@ -286,21 +329,16 @@ impl Medical {
         if let Prior::Answered(answer) = self.prior(env).await? {
             return answer;
         }
-        self.live_visit(&mdtrt_id, &psn_no, kind).await?;
-        if self.live_settlement_id(&mdtrt_id).await?.is_some() {
+        let state = self.live_visit(&mdtrt_id, &psn_no, kind).await?;
+        if state.live_settlement.is_some() {
             return Err(ApiError::VisitState(
                 "the visit is settled; cancel the settlement first",
             ));
         }
-        let existing = self
-            .ledger
-            .store()
-            .fee_lines(&mdtrt_id, true)
-            .await
-            .map_err(internal)?;
-        if let Some(dup) = existing.iter().find(|l| seen.contains(&l.feedetl_sn)) {
-            return Err(ApiError::DuplicateFeeLine(dup.feedetl_sn.clone()));
+        if let Some(dup) = state.all_sns.iter().find(|sn| seen.contains(*sn)) {
+            return Err(ApiError::DuplicateFeeLine(dup.clone()));
         }
+        let mut added = Vec::with_capacity(classified.len());
         let mut rows = Vec::with_capacity(classified.len());
         let mut results = Vec::with_capacity(classified.len());
         for (line, wire) in &classified {
@@ -325,7 +363,7 @@ impl Medical {
                     Cell::Text(wire.chrg_bchno.clone()),
                     Cell::Text(env.msgid.clone()),
                     Cell::Text(line.med_list_codg.clone()),
-                    Cell::Text(text),
+                    Cell::Text(text.clone()),
                     Cell::I64(signed(line.det_item_fee_sumamt, refund)),
                     Cell::I64(signed(line.fulamt_ownpay_amt, refund)),
                     Cell::I64(signed(line.overlmt_amt, refund)),
@@ -334,13 +372,34 @@ impl Medical {
                 ],
             });
             results.push(FeeResult::from(line));
+            added.push(StoredFeeLine {
+                feedetl_sn: line.feedetl_sn.clone(),
+                chrg_bchno: wire.chrg_bchno.clone(),
+                det_fen: signed(line.det_item_fee_sumamt, refund),
+                fulamt_fen: signed(line.fulamt_ownpay_amt, refund),
+                overlmt_fen: signed(line.overlmt_amt, refund),
+                preselfpay_fen: signed(line.preselfpay_amt, refund),
+                inscp_fen: signed(line.inscp_scp_amt, refund),
+                line: text.clone(),
+            });
         }
         #[derive(serde::Serialize)]
         struct FeeReply {
             result: Vec<FeeResult>,
         }
         let output = out(&FeeReply { result: results })?;
-        self.commit_rows(env, &psn_no, rows, output).await
+        let (reply, written) = self.commit_rows_fresh(env, &psn_no, rows, output).await?;
+        if !written {
+            self.cache.forget(&psn_no, &mdtrt_id, None);
+        }
+        self.cache.update_visit(&mdtrt_id, |state| {
+            state
+                .all_sns
+                .extend(added.iter().map(|l| l.feedetl_sn.clone()));
+            state.lines.extend(added);
+            state.lines.sort_by(|a, b| a.feedetl_sn.cmp(&b.feedetl_sn));
+        });
+        Ok(reply)
     }
 
     /// 2205 / 2302: cancel one line or a whole batch (`feedetl_sn` absent or "0000").
@@ -351,19 +410,15 @@ impl Medical {
         if let Prior::Answered(answer) = self.prior(env).await? {
             return answer;
         }
-        self.live_visit(&cancel.mdtrt_id, &cancel.psn_no, kind)
+        let state = self
+            .live_visit(&cancel.mdtrt_id, &cancel.psn_no, kind)
             .await?;
-        if self.live_settlement_id(&cancel.mdtrt_id).await?.is_some() {
+        if state.live_settlement.is_some() {
             return Err(ApiError::VisitState(
                 "the visit is settled; cancel the settlement first",
             ));
         }
-        let live = self
-            .ledger
-            .store()
-            .fee_lines(&cancel.mdtrt_id, false)
-            .await
-            .map_err(internal)?;
+        let live = &state.lines;
         let targets: Vec<&str> = match cancel.feedetl_sn.as_deref() {
             None | Some("") | Some("0000") => live
                 .iter()
@@ -393,7 +448,16 @@ impl Medical {
                 ],
             })
             .collect();
-        self.commit_rows(env, &cancel.psn_no, rows, out(&json!({}))?)
-            .await
+        let gone: BTreeSet<String> = targets.iter().map(|sn| (*sn).to_owned()).collect();
+        let (reply, written) = self
+            .commit_rows_fresh(env, &cancel.psn_no, rows, out(&json!({}))?)
+            .await?;
+        if !written {
+            self.cache.forget(&cancel.psn_no, &cancel.mdtrt_id, None);
+        }
+        self.cache.update_visit(&cancel.mdtrt_id, |state| {
+            state.lines.retain(|l| !gone.contains(&l.feedetl_sn));
+        });
+        Ok(reply)
     }
 }
