@@ -16,6 +16,7 @@
 
 mod account;
 pub mod catalogue;
+pub mod directory;
 mod error;
 mod fen;
 mod ids;
