@@ -23,6 +23,7 @@ mod ids;
 pub mod iso8583;
 mod ledger;
 pub mod medical;
+pub mod payments;
 mod plan;
 pub mod nhsa;
 pub mod policy;

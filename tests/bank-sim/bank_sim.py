@@ -15,6 +15,8 @@ Issuer rules (amount in fen, field 4), checked in this order:
   * amount ending in 51 / 55 / 05  -> decline with that code
   * amount ending in 98            -> no answer at all (the switch must time out and reverse)
   * amount ending in 99            -> garbage bytes in a valid frame
+  * amount ending in 97            -> approve, but only after 2.5 s (late: after the switch's
+                                      per-hop timeout, so the switch sees an unmatched response)
   * amount ending in 10            -> partial approval (39 = 10, field 4 = half the amount)
   * otherwise                      -> approve (39 = 00, field 38 = 6-digit authorisation code)
 0400 reversals are applied once per original (field 90); a repeat is acknowledged (00) and not
@@ -38,6 +40,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 
 import iso8583
 from Crypto.Cipher import DES
@@ -187,6 +190,8 @@ class Issuer:
         if tail == 99:
             self.event(kind="garbage", mti=mti, stan=doc.get("11"))
             return b""
+        if tail == 97:
+            time.sleep(2.5)
         code = {51: "51", 55: "55", 5: "05", 10: "10"}.get(tail, "00")
         if code in ("00", "10"):
             with self.lock:

@@ -9,8 +9,10 @@ use std::process::{Child, Command, Stdio};
 
 use hsm::keystore::{Exportability, KeyAlgorithm, KeyHeader, KeyUsage, ModeOfUse};
 
-/// The MAC key (ZAK) of test bank A, fixtures/banks/keys.toml (test key only).
+/// The MAC key of test bank A (test key only; the HSM alias `bank-a-zak`).
 pub const BANK_A_MAC_KEY: &str = "0123456789ABCDEFFEDCBA9876543210";
+/// The MAC key of test bank B (test key only; the HSM alias `bank-b-zak`).
+pub const BANK_B_MAC_KEY: &str = "89ABCDEF0123456776543210FEDCBA98";
 
 pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -53,16 +55,10 @@ pub struct BankSim {
 
 impl BankSim {
     /// Starts `bank_sim.py serve` on a free port (or `port`), appending events to `events`.
-    pub fn start(events: PathBuf, port: u16) -> BankSim {
+    pub fn start(events: PathBuf, port: u16, key_hex: &str) -> BankSim {
         let mut child = Command::new("python3")
             .arg(sim_script())
-            .args([
-                "serve",
-                "--port",
-                &port.to_string(),
-                "--mac-key",
-                BANK_A_MAC_KEY,
-            ])
+            .args(["serve", "--port", &port.to_string(), "--mac-key", key_hex])
             .arg("--events")
             .arg(&events)
             .stdout(Stdio::piped())
@@ -113,26 +109,27 @@ pub fn header(alias: &str, algorithm: KeyAlgorithm, usage: KeyUsage, mode: ModeO
     }
 }
 
-/// An HSM with bank A's MAC key (`bank-a-zak`, M3 retail MAC) and the issuer master keys (E0)
-/// of the fixture cards' banks (`bank-a-imk-ac`: beijing-2g and hebei-3g share bank A's BIN
-/// ranges in fixtures/banks/routing.toml; the keys are the cards' `issuer_master_key`).
+/// An HSM with the banks' MAC keys (`bank-a-zak`, `bank-b-zak`, and `bank-a-zak-wrong` = B's
+/// key under another alias; M3 retail MAC) and the issuer master keys (E0) of the fixture
+/// cards (`beijing-imk-ac`, `hebei-imk-ac`: the cards' `issuer_master_key`).
 pub fn hsm() -> (tempfile::TempDir, hsm::ops::Hsm) {
     let dir = tempfile::tempdir().unwrap();
     let lmk = hsm::lmk::Lmk::from_bytes(&[0x42; 32]).unwrap();
     let mut hsm = hsm::ops::Hsm::open(dir.path(), lmk).unwrap();
-    let mac = hex::decode(BANK_A_MAC_KEY).unwrap();
-    hsm.import_key_components(
-        "test",
-        header(
-            "bank-a-zak",
-            KeyAlgorithm::Tdes2,
-            KeyUsage::M3,
-            ModeOfUse::C,
-        ),
-        &[&mac],
-        None,
-    )
-    .unwrap();
+    for (alias, key) in [
+        ("bank-a-zak", BANK_A_MAC_KEY),
+        ("bank-b-zak", BANK_B_MAC_KEY),
+        ("bank-a-zak-wrong", BANK_B_MAC_KEY),
+    ] {
+        let mac = hex::decode(key).unwrap();
+        hsm.import_key_components(
+            "test",
+            header(alias, KeyAlgorithm::Tdes2, KeyUsage::M3, ModeOfUse::C),
+            &[&mac],
+            None,
+        )
+        .unwrap();
+    }
     for (alias, key) in [
         ("beijing-imk-ac", "9E15204313F7318ACB79B90BD986AD29"),
         ("hebei-imk-ac", "0123456789ABCDEFFEDCBA9876543210"),
@@ -147,4 +144,165 @@ pub fn hsm() -> (tempfile::TempDir, hsm::ops::Hsm) {
         .unwrap();
     }
     (dir, hsm)
+}
+
+/// A fixture card's PBOC application as the tests play it (fixtures/cards/*.toml `[pboc]`).
+pub struct TestCard {
+    pub pan: String,
+    pub psn: u8,
+    pub imk: [u8; 16],
+    pub cdol1: Vec<u8>,
+    pub atc: u16,
+}
+
+impl TestCard {
+    pub fn fixture(name: &str) -> TestCard {
+        let text = std::fs::read_to_string(workspace().join("fixtures/cards").join(name)).unwrap();
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        let p = &v["pboc"];
+        let hexs = |k: &str| hex::decode(p[k].as_str().unwrap().replace(' ', "")).unwrap();
+        TestCard {
+            pan: p["pan"].as_str().unwrap().to_owned(),
+            psn: u8::try_from(p["psn"].as_integer().unwrap()).unwrap(),
+            imk: hexs("issuer_master_key").try_into().unwrap(),
+            cdol1: hexs("cdol1"),
+            atc: u16::try_from(p["atc"].as_integer().unwrap()).unwrap(),
+        }
+    }
+
+    /// The session key for `atc`: EMV option A master key (the rightmost 16 digits of PAN‖PSN
+    /// under the issuer key), PBOC session key from the ATC — what the virtual card does
+    /// (card-core/src/vcard/pboc.rs), computed here with hsm::emv primitives directly.
+    pub fn session_key(&self, atc: u16) -> [u8; 16] {
+        let psn = (self.psn / 10) << 4 | (self.psn % 10);
+        let mk = hsm::emv::derive_icc_master_key_option_a(&self.imk, &self.pan, psn).unwrap();
+        *hsm::emv::derive_session_key_pboc(&mk, atc.to_be_bytes(), hsm::emv::CardAlgorithm::Tdes)
+            .unwrap()
+    }
+
+    /// Field 55 for a purchase of `amount_fen` as the card would answer GENERATE AC (ARQC)
+    /// with the CDOL1 filled by the terminal; `tamper` flips a bit of the ARQC.
+    pub fn icc_data(&self, amount_fen: i64, atc: u16, tamper: bool) -> Vec<u8> {
+        let amount = hex::decode(format!("{amount_fen:012}")).unwrap();
+        let values: Vec<(u32, Vec<u8>)> = vec![
+            (0x9F02, amount),
+            (0x9F03, vec![0; 6]),
+            (0x9F1A, vec![0x01, 0x56]),
+            (0x95, vec![0; 5]),
+            (0x5F2A, vec![0x01, 0x56]),
+            (0x9A, vec![0x26, 0x11, 0x30]),
+            (0x9C, vec![0x00]),
+            (0x9F37, vec![0x12, 0x34, 0x56, 0x78]),
+            (0x9F21, vec![0x12, 0x00, 0x00]),
+            (0x9F4E, b"TEST MERCHANT PHARMA".to_vec()),
+        ];
+        // CDOL1 data in CDOL1 order.
+        let dol = card_core::dol::Dol::parse(&self.cdol1).unwrap();
+        let mut data = Vec::new();
+        let mut tlvs = Vec::new();
+        tlvs.extend(tlv(0x8C, &self.cdol1));
+        for e in dol.entries() {
+            let t = e
+                .tag
+                .to_bytes()
+                .iter()
+                .fold(0u32, |a, b| (a << 8) | u32::from(*b));
+            let v = &values.iter().find(|(tag, _)| *tag == t).unwrap().1;
+            assert_eq!(v.len(), usize::from(e.len));
+            data.extend_from_slice(v);
+            tlvs.extend(tlv(t, v));
+        }
+        let sk = self.session_key(atc);
+        let mut arqc = hsm::emv::generate_arqc(&sk, hsm::emv::CardAlgorithm::Tdes, &data).unwrap();
+        if tamper {
+            arqc[7] ^= 1;
+        }
+        tlvs.extend(tlv(0x9F26, &arqc));
+        tlvs.extend(tlv(0x9F27, &[0x80]));
+        tlvs.extend(tlv(0x9F36, &atc.to_be_bytes()));
+        tlvs.extend(tlv(0x9F10, &hex::decode("07010103A0000001").unwrap()));
+        tlvs
+    }
+
+    /// The ARQC inside `icc` (tag 9F26).
+    pub fn arqc_of(icc: &[u8]) -> [u8; 8] {
+        let objects = card_core::tlv::parse_all(icc).unwrap();
+        card_core::tlv::find_value(&objects, card_core::tlv::Tag::from_u32(0x9F26).unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap()
+    }
+}
+
+fn tlv(tag: u32, value: &[u8]) -> Vec<u8> {
+    let mut out = if tag > 0xFF {
+        u16::try_from(tag).unwrap().to_be_bytes().to_vec()
+    } else {
+        vec![u8::try_from(tag).unwrap()]
+    };
+    out.push(u8::try_from(value.len()).unwrap());
+    out.extend_from_slice(value);
+    out
+}
+
+/// A switch over an SQLite ledger in `dir`, routing bank A to `port_a` and bank B to `port_b`,
+/// with `mac_a` as bank A's MAC key alias.
+pub async fn switch(
+    dir: &std::path::Path,
+    hsm: std::sync::Arc<std::sync::Mutex<hsm::ops::Hsm>>,
+    port_a: u16,
+    port_b: u16,
+    mac_a: &str,
+) -> settlement::payments::Switch {
+    use settlement::payments::{RoutingTable, Switch, SwitchOptions};
+    let text = std::fs::read_to_string(workspace().join("fixtures/banks/routing.toml")).unwrap();
+    let mut routing = RoutingTable::from_toml(&text).unwrap();
+    routing.set_host("B0001", format!("127.0.0.1:{port_a}").parse().unwrap());
+    routing.set_host("B0002", format!("127.0.0.1:{port_b}").parse().unwrap());
+    for bank in &mut routing.banks {
+        if bank.code == "B0001" {
+            bank.mac_key = mac_a.to_owned();
+        }
+    }
+    let ledger = settlement::Ledger::open_sqlite(&dir.join("ledger.db"), Default::default())
+        .await
+        .unwrap();
+    let mut terminals = settlement::payments::risk::TerminalMap {
+        travel_speed_kmh_max: 900,
+        ..Default::default()
+    };
+    // Beijing and Shanghai pharmacies, ~1067 km apart.
+    terminals
+        .positions
+        .insert("BJ000001".into(), (39_904_200, 116_407_400));
+    terminals
+        .positions
+        .insert("SH000001".into(), (31_230_400, 121_473_700));
+    let options = SwitchOptions {
+        admdvs: settlement::Admdvs::parse("110000").unwrap(),
+        pan_salt: "test-salt".into(),
+        daily_limit_fen: 5_000_000,
+        hsm_caller: "switch-test".into(),
+        terminals,
+    };
+    Switch::open(routing, options, ledger, hsm).await.unwrap()
+}
+
+pub const MERCHANT: &str = "M11000000000001";
+
+pub fn purchase(
+    card: &TestCard,
+    terminal: &str,
+    amount_fen: i64,
+    icc: Vec<u8>,
+) -> settlement::payments::PurchaseRequest {
+    settlement::payments::PurchaseRequest {
+        terminal_id: terminal.into(),
+        merchant_id: MERCHANT.into(),
+        pan: card_core::pboc::Pan::new(&card.pan).unwrap(),
+        psn: card.psn,
+        amount_fen,
+        currency: "156".into(),
+        icc_data: icc,
+    }
 }
