@@ -73,7 +73,7 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<CardUse>, ImportError> {
             });
         }
         let fields: Vec<&str> = record.iter().collect();
-        let card_use = parse_row(&fields).map_err(|field| ImportError::Field { line, field })?;
+        let card_use = parse_fields(&fields).map_err(|field| ImportError::Field { line, field })?;
         if !seen.insert(card_use.number.clone()) {
             return Err(ImportError::DuplicateNumber { line });
         }
@@ -86,8 +86,8 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<CardUse>, ImportError> {
     Ok(uses)
 }
 
-/// Parses one row's 11 fields (the order of [`CSV_HEADER`]).
-pub(crate) fn parse_row(fields: &[&str]) -> Result<CardUse, FieldError> {
+/// Parses one row's 11 fields (the order of [`CSV_HEADER`]). Errors: the first bad field.
+pub fn parse_fields(fields: &[&str]) -> Result<CardUse, FieldError> {
     let [
         number,
         category,

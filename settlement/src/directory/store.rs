@@ -4,7 +4,7 @@
 
 use crate::store::{Store, dispatch};
 
-use super::csv_file::{LIST_SEPARATOR, parse_row, row_fields};
+use super::csv_file::{LIST_SEPARATOR, parse_fields, row_fields};
 use super::diff::{ChangeKind, UseChange, diff};
 use super::error::{DirectoryError, Result};
 use super::model::{CardUse, UseNumber};
@@ -64,7 +64,7 @@ fn use_of(row: UseRow) -> Result<CardUse> {
         &row.9,
         &row.10,
     ];
-    parse_row(&fields).map_err(|_| DirectoryError::Corrupt("directory_uses"))
+    parse_fields(&fields).map_err(|_| DirectoryError::Corrupt("directory_uses"))
 }
 
 fn version_of(row: VersionRow) -> VersionInfo {
@@ -92,7 +92,7 @@ fn row_from_json(text: Option<String>) -> Result<Option<CardUse>> {
     let fields: Vec<String> = serde_json::from_str(&text)
         .map_err(|_| DirectoryError::Corrupt("directory_changes row"))?;
     let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
-    parse_row(&fields)
+    parse_fields(&fields)
         .map(Some)
         .map_err(|_| DirectoryError::Corrupt("directory_changes row"))
 }
