@@ -48,7 +48,7 @@ CREATE TABLE pay_reversals (
     -- The packed 0400 without its MAC field, hex (the MAC is computed at each send).
     message_hex     TEXT    NOT NULL,
     state           TEXT    NOT NULL CHECK (state IN ('armed', 'pending', 'acknowledged', 'cancelled')),
-    attempts        INTEGER NOT NULL DEFAULT 0,
+    attempts        BIGINT  NOT NULL DEFAULT 0,
     updated_at_ms   BIGINT    NOT NULL
 );
 CREATE INDEX pay_reversals_state ON pay_reversals (state);
