@@ -378,7 +378,10 @@ async fn facets_count_every_value() {
         assert_eq!(count("categories", "劳动关系"), Some(0));
         assert_eq!(count("modes", "金融支付"), Some(3));
         assert_eq!(count("channels", "e-card"), Some(2));
-        assert_eq!(count("regions", "120000"), Some(3));
+        // Counted as the region filter selects: T2, T3, T6 live in 120000, T1 is national.
+        assert_eq!(count("regions", "120000"), Some(4));
+        // 130100 is named by T4 only; T3 (province 130000) and T1 (national) serve it too.
+        assert_eq!(count("regions", "130100"), Some(3));
         assert_eq!(count("regions", "national"), Some(1));
         assert_eq!(count("statuses", "illustrative"), Some(1));
         assert!(json["updated_at"].as_str().unwrap().ends_with('Z'));

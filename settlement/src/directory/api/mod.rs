@@ -246,7 +246,8 @@ async fn facets(
             regions: facet(
                 &regions,
                 s,
-                |u, v| u.regions.contains(&v),
+                // The same rule as the filter: how many uses serve a person there.
+                |u, v| u.regions.iter().any(|live| live.covers(v)),
                 Region::code,
                 region_label,
             ),

@@ -129,7 +129,8 @@ pub struct FacetsOut {
     pub modes: Vec<FacetValue>,
     /// Channels (all five).
     pub channels: Vec<FacetValue>,
-    /// Regions named by at least one use.
+    /// Regions named by at least one use; each count is what `region=` would select (national
+    /// uses and a province's uses count for its cities too).
     pub regions: Vec<FacetValue>,
     /// Statuses.
     pub statuses: Vec<FacetValue>,
