@@ -20,7 +20,7 @@ use crate::posting::Posting;
 use crate::records::{AccountEntry, PostingRecord, Receipt};
 use crate::store::{Store, StoreOptions};
 use crate::verify::{VerifyReport, verify};
-use crate::writer::{self, Job, WriterOptions};
+use crate::writer::{self, Job, WriteGate, WriterOptions};
 
 /// File name of the embedded SQLite ledger inside the data directory.
 pub const SQLITE_FILE_NAME: &str = "ledger.sqlite3";
@@ -46,6 +46,7 @@ pub struct Ledger {
     store: Store,
     sender: mpsc::Sender<Job>,
     writer: JoinHandle<()>,
+    gate: WriteGate,
 }
 
 impl std::fmt::Debug for Job {
@@ -83,11 +84,13 @@ impl Ledger {
     }
 
     fn start(store: Store, options: WriterOptions) -> Ledger {
-        let (sender, writer) = writer::spawn(store.clone(), options);
+        let gate = WriteGate::for_store(&store);
+        let (sender, writer) = writer::spawn(store.clone(), options, gate.clone());
         Ledger {
             store,
             sender,
             writer,
+            gate,
         }
     }
 
@@ -117,6 +120,12 @@ impl Ledger {
         attachment: Arc<Attachment>,
     ) -> Result<Receipt> {
         self.submit(posting, Some(attachment)).await
+    }
+
+    /// The writers' gate (the medical layer's money-free writer takes turns with the ledger's on
+    /// SQLite).
+    pub(crate) fn write_gate(&self) -> WriteGate {
+        self.gate.clone()
     }
 
     /// The pools (the medical layer reads its own tables through them).

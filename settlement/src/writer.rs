@@ -52,13 +52,25 @@ impl Default for WriterOptions {
 }
 
 /// Starts the writer task. It ends when every sender is dropped.
-pub(crate) fn spawn(store: Store, options: WriterOptions) -> (mpsc::Sender<Job>, JoinHandle<()>) {
+/// `gate`: held around each batch transaction; shared with the medical layer's money-free writer
+/// on SQLite (one writer at a time there), so the two take turns instead of meeting SQLite's busy
+/// handler, which sleeps whole milliseconds.
+pub(crate) fn spawn(
+    store: Store,
+    options: WriterOptions,
+    gate: WriteGate,
+) -> (mpsc::Sender<Job>, JoinHandle<()>) {
     let (sender, receiver) = mpsc::channel(options.queue_postings_max.max(1));
-    let handle = tokio::spawn(run(store, options, receiver));
+    let handle = tokio::spawn(run(store, options, gate, receiver));
     (sender, handle)
 }
 
-async fn run(store: Store, options: WriterOptions, mut receiver: mpsc::Receiver<Job>) {
+async fn run(
+    store: Store,
+    options: WriterOptions,
+    gate: WriteGate,
+    mut receiver: mpsc::Receiver<Job>,
+) {
     let batch_max = options.batch_postings_max.max(1);
     let mut jobs: Vec<Job> = Vec::with_capacity(batch_max);
     while let Some(first) = receiver.recv().await {
@@ -75,7 +87,10 @@ async fn run(store: Store, options: WriterOptions, mut receiver: mpsc::Receiver<
         let mut attempt = 0;
         let result = loop {
             let posted_at_ms = now_unix_ms();
-            match apply_batch(&store, &items, &attachments, posted_at_ms).await {
+            let turn = gate.enter().await;
+            let applied = apply_batch(&store, &items, &attachments, posted_at_ms).await;
+            drop(turn);
+            match applied {
                 Err(error) if attempt < options.batch_retries_max && retryable(&error) => {
                     attempt += 1;
                     tracing::debug!(attempt, %error, "ledger batch conflict, retrying");
@@ -122,4 +137,29 @@ fn now_unix_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// Serialises the in-process writers of one SQLite database (see `spawn`); a no-op on PostgreSQL,
+/// whose writers lock rows, not the whole database.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WriteGate(Option<Arc<tokio::sync::Mutex<()>>>);
+
+impl WriteGate {
+    /// A gate for `store`: real on SQLite, open on PostgreSQL.
+    pub(crate) fn for_store(store: &Store) -> WriteGate {
+        match store {
+            crate::store::Backend::Sqlite(_) => {
+                WriteGate(Some(Arc::new(tokio::sync::Mutex::new(()))))
+            }
+            crate::store::Backend::Postgres(_) => WriteGate(None),
+        }
+    }
+
+    /// Waits for this writer's turn; the turn ends when the guard drops.
+    pub(crate) async fn enter(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.0 {
+            Some(mutex) => Some(mutex.lock().await),
+            None => None,
+        }
+    }
 }

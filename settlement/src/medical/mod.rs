@@ -100,7 +100,7 @@ enum Prior {
 impl Medical {
     /// A core over `ledger` (shared with whoever else posts) and loaded reference data.
     pub fn new(ledger: Arc<Ledger>, refdata: RefData) -> Medical {
-        let rows = RowWriter::spawn(ledger.store().clone());
+        let rows = RowWriter::spawn(ledger.store().clone(), ledger.write_gate());
         Medical {
             ledger,
             rows,

@@ -15,6 +15,7 @@ use crate::error::{LedgerError, Result};
 use crate::ids::PostingId;
 use crate::store::batch::posting_id;
 use crate::store::{Store, dispatch};
+use crate::writer::WriteGate;
 
 /// Most jobs (messages) in one money-free batch.
 const ROW_BATCH_JOBS_MAX: usize = 512;
@@ -373,9 +374,9 @@ impl std::fmt::Debug for RowJob {
 
 impl RowWriter {
     /// Starts the writer task on `store`; it ends when every `RowWriter` clone is dropped.
-    pub(crate) fn spawn(store: Store) -> RowWriter {
+    pub(crate) fn spawn(store: Store, gate: WriteGate) -> RowWriter {
         let (sender, receiver) = mpsc::channel(ROW_QUEUE_JOBS_MAX);
-        tokio::spawn(run_rows(store, receiver));
+        tokio::spawn(run_rows(store, gate, receiver));
         RowWriter { sender }
     }
 
@@ -392,7 +393,7 @@ impl RowWriter {
     }
 }
 
-async fn run_rows(store: Store, mut receiver: mpsc::Receiver<RowJob>) {
+async fn run_rows(store: Store, gate: WriteGate, mut receiver: mpsc::Receiver<RowJob>) {
     let mut jobs: Vec<RowJob> = Vec::with_capacity(ROW_BATCH_JOBS_MAX);
     while let Some(first) = receiver.recv().await {
         jobs.push(first);
@@ -403,7 +404,10 @@ async fn run_rows(store: Store, mut receiver: mpsc::Receiver<RowJob>) {
             }
         }
         let all: Vec<&Row> = jobs.iter().flat_map(|job| job.rows.iter()).collect();
-        match write_once(&store, &all).await {
+        let turn = gate.enter().await;
+        let first_try = write_once(&store, &all).await;
+        drop(turn);
+        match first_try {
             Ok(()) => {
                 for job in jobs.drain(..) {
                     let _ = job.reply.send(Ok(()));
@@ -413,7 +417,10 @@ async fn run_rows(store: Store, mut receiver: mpsc::Receiver<RowJob>) {
                 // One job's conflict must not fail the others: write each on its own.
                 for job in jobs.drain(..) {
                     let rows: Vec<&Row> = job.rows.iter().collect();
-                    let _ = job.reply.send(write_once(&store, &rows).await);
+                    let turn = gate.enter().await;
+                    let written = write_once(&store, &rows).await;
+                    drop(turn);
+                    let _ = job.reply.send(written);
                 }
             }
             Err(error) => {
