@@ -22,6 +22,7 @@ pub mod card;
 pub mod config;
 pub mod error;
 pub mod journal;
+pub mod payment;
 pub mod reader;
 
 pub use error::{AgentError, ErrorCode};

@@ -17,6 +17,7 @@
 //! semantics), anchors-switch.md §3 and §6(d) (jPOS practice, failure modes).
 
 pub mod adjust;
+pub mod api;
 pub mod clearing;
 mod clock;
 mod exchange;

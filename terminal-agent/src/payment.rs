@@ -1,0 +1,341 @@
+//! The purchase flow at the terminal (issue 7; card-hsm-anchors.md §3 steps 1-8):
+//!
+//! 1. [`begin_purchase`] (one card transaction): read the PBOC application, fill CDOL1 from the
+//!    terminal data (amount 9F02, other amount 9F03, country 9F1A = 156, TVR 95, currency
+//!    5F2A = 156, date 9A, type 9C = 00, unpredictable number 9F37, time 9F21, merchant name
+//!    9F4E), run the first GENERATE AC asking for an ARQC, and build EMV field 55: the CDOL1
+//!    itself (8C), each CDOL1 object exactly as sent, then 9F26, 9F27, 9F36, 9F10.
+//! 2. [`authorise`]: `POST {switch}/payments/v1/purchase` with a timeout (the terminal's,
+//!    longer than the switch's per-hop timeout), giving the issuer's response code and ARPC.
+//! 3. [`complete_purchase`] (a second card transaction): EXTERNAL AUTHENTICATE with ARPC‖ARC,
+//!    then the second GENERATE AC with CDOL2 (8A = ARC): TC when approved and the issuer
+//!    authenticated, else AAC.
+//!
+//! No answer from the switch in time: the card is finished with AAC and the cashier told the
+//! outcome is unknown; the switch's own reversal outbox undoes any issuer approval (the switch
+//! answers 91 before the terminal's timeout whenever the issuer is silent).
+
+use std::time::Duration;
+
+use card_core::dol::{Dol, TerminalData};
+use card_core::pboc::{self, AcType, CryptogramType, PbocError};
+use card_core::tlv::{self, Tag, Tlv};
+use card_core::{CardTransport, Session};
+use serde::{Deserialize, Serialize};
+
+use crate::card::CountingTransport;
+use crate::error::AgentError;
+use crate::reader::CardLink;
+
+/// The terminal's side of one purchase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurchaseSetup {
+    /// Amount, fen (9F02 and field 4).
+    pub amount_fen: i64,
+    /// Field 41, 8 characters.
+    pub terminal_id: String,
+    /// Field 42, 15 characters.
+    pub merchant_id: String,
+    /// Merchant name for 9F4E (ASCII, at most 20 bytes).
+    pub merchant_name: String,
+    /// Transaction date `YYMMDD` as BCD (9A).
+    pub date: [u8; 3],
+    /// Transaction time `hhmmss` as BCD (9F21).
+    pub time: [u8; 3],
+    /// Unpredictable number (9F37), fresh per transaction.
+    pub unpredictable_number: [u8; 4],
+}
+
+/// What the card gave for the authorisation request (the PAN is needed by the switch and kept
+/// out of `Debug`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct CardAuthorisation {
+    /// The PAN.
+    pub pan: pboc::Pan,
+    /// PAN sequence number (0 when the card has none).
+    pub psn: u8,
+    /// EMV field 55.
+    pub icc_data: Vec<u8>,
+    /// The card's CDOL2, for the second GENERATE AC.
+    pub cdol2: Vec<u8>,
+    /// The terminal data used (for CDOL2).
+    terminal: Vec<(u32, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for CardAuthorisation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CardAuthorisation")
+            .field("pan", &self.pan)
+            .field("icc_data_len", &self.icc_data.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The switch's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchAnswer {
+    /// ISO 8583 field 39.
+    pub response_code: String,
+    /// Approved amount, fen.
+    pub approved_fen: i64,
+    /// RRN.
+    pub rrn: String,
+    /// STAN.
+    pub stan: String,
+    /// Authorisation id.
+    pub auth_code: Option<String>,
+    /// ARPC (method 1), hex.
+    pub arpc_hex: Option<String>,
+}
+
+fn tag(t: u32) -> Result<Tag, AgentError> {
+    Tag::from_u32(t).map_err(|e| AgentError::Internal(e.to_string()))
+}
+
+fn bcd_amount(amount_fen: i64) -> Result<Vec<u8>, AgentError> {
+    if !(1..=999_999_999_999).contains(&amount_fen) {
+        return Err(AgentError::BadRequest(
+            "amount must be 1..=999999999999 fen".into(),
+        ));
+    }
+    hex::decode(format!("{amount_fen:012}")).map_err(|e| AgentError::Internal(e.to_string()))
+}
+
+fn terminal_values(setup: &PurchaseSetup) -> Result<Vec<(u32, Vec<u8>)>, AgentError> {
+    let mut name = setup.merchant_name.as_bytes().to_vec();
+    if name.len() > 20 || !setup.merchant_name.is_ascii() {
+        return Err(AgentError::BadRequest(
+            "merchant name must be ASCII, 20 bytes at most".into(),
+        ));
+    }
+    name.resize(20, b' ');
+    Ok(vec![
+        (0x9F02, bcd_amount(setup.amount_fen)?),
+        (0x9F03, vec![0; 6]),
+        (0x9F1A, vec![0x01, 0x56]),
+        (0x95, vec![0; 5]),
+        (0x5F2A, vec![0x01, 0x56]),
+        (0x9A, setup.date.to_vec()),
+        (0x9C, vec![0x00]),
+        (0x9F37, setup.unpredictable_number.to_vec()),
+        (0x9F21, setup.time.to_vec()),
+        (0x9F4E, name),
+    ])
+}
+
+fn terminal_data(values: &[(u32, Vec<u8>)]) -> Result<TerminalData, AgentError> {
+    let mut data = TerminalData::new();
+    for (t, v) in values {
+        data.set(tag(*t)?, v.clone());
+    }
+    Ok(data)
+}
+
+/// Step 1: reads the PBOC application and asks the card for an ARQC over CDOL1.
+///
+/// Errors: [`AgentError::NoBankApplication`], card faults, a card without CDOL1/CDOL2, a card
+/// that does not go online (no ARQC).
+pub fn begin_purchase(
+    link: &mut CardLink<'_>,
+    setup: &PurchaseSetup,
+) -> Result<CardAuthorisation, AgentError> {
+    let values = terminal_values(setup)?;
+    let terminal = terminal_data(&values)?;
+    let mut counting = CountingTransport::new(link.transport.as_mut());
+    let mut session = Session::new(&mut counting);
+    let application = pboc::read_application(&mut session, &terminal)?;
+    let (cdol1_tag, cdol2_tag) = (tag(0x8C)?, tag(0x8D)?);
+    let missing = |tag| AgentError::from(PbocError::MissingData { tag });
+    let cdol1_raw = application
+        .card_data
+        .get(cdol1_tag)
+        .ok_or_else(|| missing(cdol1_tag))?
+        .to_vec();
+    let cdol2 = application
+        .card_data
+        .get(cdol2_tag)
+        .ok_or_else(|| missing(cdol2_tag))?
+        .to_vec();
+    let cdol1 = Dol::parse(&cdol1_raw).map_err(PbocError::from)?;
+    let data = cdol1.fill(&terminal);
+    let answer = pboc::generate_ac(&mut session, AcType::Arqc, &data)?;
+    if answer.cryptogram_type() != CryptogramType::Arqc {
+        return Err(AgentError::Internal(
+            "the card declined offline (no ARQC)".into(),
+        ));
+    }
+    let mut objects = vec![Tlv::primitive(tag(0x8C)?, cdol1_raw).map_err(internal)?];
+    let mut at = 0usize;
+    for entry in cdol1.entries() {
+        let len = usize::from(entry.len);
+        let value = data
+            .get(at..at + len)
+            .ok_or_else(|| AgentError::Internal("CDOL1 fill".into()))?;
+        objects.push(Tlv::primitive(entry.tag, value.to_vec()).map_err(internal)?);
+        at += len;
+    }
+    objects.push(Tlv::primitive(tag(0x9F26)?, answer.ac.to_vec()).map_err(internal)?);
+    objects.push(Tlv::primitive(tag(0x9F27)?, vec![answer.cid]).map_err(internal)?);
+    objects.push(Tlv::primitive(tag(0x9F36)?, answer.atc.to_vec()).map_err(internal)?);
+    if !answer.iad.is_empty() {
+        objects.push(Tlv::primitive(tag(0x9F10)?, answer.iad.clone()).map_err(internal)?);
+    }
+    Ok(CardAuthorisation {
+        pan: application.pan.clone(),
+        psn: application.psn.map_or(0, |p| (p >> 4) * 10 + (p & 0x0F)),
+        icc_data: tlv::encode_all(&objects),
+        cdol2,
+        terminal: values,
+    })
+}
+
+fn internal(e: impl std::fmt::Display) -> AgentError {
+    AgentError::Internal(e.to_string())
+}
+
+/// Step 2: the authorisation request to the switch, bounded by `timeout_ms`.
+///
+/// Errors: [`AgentError::Internal`] with "no answer" when the switch is unreachable or silent
+/// (outcome unknown), or answers something unreadable.
+pub async fn authorise(
+    client: &reqwest::Client,
+    switch_url: &str,
+    setup: &PurchaseSetup,
+    card: &CardAuthorisation,
+    timeout_ms: u64,
+) -> Result<SwitchAnswer, AgentError> {
+    let body = serde_json::json!({
+        "terminal_id": setup.terminal_id,
+        "merchant_id": setup.merchant_id,
+        "pan": card.pan.expose(),
+        "psn": card.psn,
+        "amount_fen": setup.amount_fen,
+        "currency": "156",
+        "icc_data_hex": hex::encode_upper(&card.icc_data),
+    });
+    let url = format!("{}/payments/v1/purchase", switch_url.trim_end_matches('/'));
+    let response = client
+        .post(url)
+        .json(&body)
+        .timeout(Duration::from_millis(timeout_ms))
+        .send()
+        .await
+        .map_err(|e| {
+            AgentError::Internal(format!("no answer from the switch: {}", e.without_url()))
+        })?;
+    response
+        .json::<SwitchAnswer>()
+        .await
+        .map_err(|e| AgentError::Internal(format!("unreadable switch answer: {}", e.without_url())))
+}
+
+/// How the card finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    /// Whether EXTERNAL AUTHENTICATE accepted the ARPC (`None`: no ARPC to present).
+    pub issuer_authenticated: Option<bool>,
+    /// The second GENERATE AC's cryptogram: TC (approved) or AAC (declined).
+    pub cryptogram: CryptogramType,
+}
+
+/// Step 3: EXTERNAL AUTHENTICATE (when there is an ARPC), then the second GENERATE AC.
+///
+/// Errors: card faults.
+pub fn complete_purchase(
+    link: &mut CardLink<'_>,
+    card: &CardAuthorisation,
+    answer: Option<&SwitchAnswer>,
+) -> Result<Completion, AgentError> {
+    let mut session = Session::new(link.transport.as_mut());
+    complete_on(&mut session, card, answer)
+}
+
+fn complete_on<T: CardTransport>(
+    session: &mut Session<T>,
+    card: &CardAuthorisation,
+    answer: Option<&SwitchAnswer>,
+) -> Result<Completion, AgentError> {
+    // No answer: ARC "Z3" (EMV Book 4 Annex A6: unable to go online, declined).
+    let arc: [u8; 2] = answer
+        .and_then(|a| a.response_code.as_bytes().try_into().ok())
+        .unwrap_or(*b"Z3");
+    let arpc: Option<[u8; 8]> = answer
+        .and_then(|a| a.arpc_hex.as_deref())
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|b| b.try_into().ok());
+    let issuer_authenticated = match arpc {
+        Some(arpc) => match pboc::issuer_authenticate(session, &arpc, arc) {
+            Ok(()) => Some(true),
+            Err(PbocError::IssuerAuthenticationFailed) => Some(false),
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    let approved = answer.is_some_and(|a| a.response_code == "00");
+    let ac_type = if approved && issuer_authenticated == Some(true) {
+        AcType::Tc
+    } else {
+        AcType::Aac
+    };
+    let mut values = card.terminal.clone();
+    values.push((0x8A, arc.to_vec()));
+    let terminal = terminal_data(&values)?;
+    let cdol2 = Dol::parse(&card.cdol2).map_err(PbocError::from)?;
+    let second = pboc::generate_ac_with_dol(session, ac_type, &cdol2, &terminal)?;
+    Ok(Completion {
+        issuer_authenticated,
+        cryptogram: second.cryptogram_type(),
+    })
+}
+
+/// The result of a whole purchase at the terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurchaseReceipt {
+    /// The switch's answer; `None` when it did not answer in time (outcome unknown at the
+    /// issuer; the switch reverses it).
+    pub answer: Option<SwitchAnswer>,
+    /// How the card finished.
+    pub completion: Completion,
+}
+
+/// Where the switch is and how long the terminal waits for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchEndpoint {
+    /// Base URL, e.g. `http://127.0.0.1:8080`.
+    pub url: String,
+    /// The terminal's timeout for the authorisation, ms (longer than the switch's per-hop
+    /// timeout toward the issuer, fixtures/banks/routing.toml `terminal_timeout_ms`).
+    pub timeout_ms: u64,
+}
+
+/// Steps 1-3 in ONE exclusive card transaction on `reader` (the card keeps its transaction
+/// state between the two GENERATE ACs only within one session): the authorisation request is
+/// sent from inside the card job, on the runtime `handle`.
+///
+/// Errors: reader/card faults, [`AgentError::BadRequest`] for a bad setup.
+pub async fn purchase(
+    readers: &crate::reader::Readers,
+    reader: &str,
+    client: reqwest::Client,
+    endpoint: SwitchEndpoint,
+    setup: PurchaseSetup,
+) -> Result<PurchaseReceipt, AgentError> {
+    let handle = tokio::runtime::Handle::current();
+    // The card job may last the terminal's timeout plus the card work.
+    let job_timeout_ms = endpoint.timeout_ms.saturating_add(10_000);
+    readers
+        .run(reader, job_timeout_ms, move |link| {
+            let card = begin_purchase(link, &setup)?;
+            let answer = handle.block_on(authorise(&client, &endpoint.url, &setup, &card, endpoint.timeout_ms));
+            let answer = match answer {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    tracing::warn!(terminal = %setup.terminal_id, error = %e, "no answer from the switch: declining on the card");
+                    None
+                }
+            };
+            let completion = complete_purchase(link, &card, answer.as_ref())?;
+            Ok(PurchaseReceipt { answer, completion })
+        })
+        .await
+}
