@@ -300,3 +300,100 @@ async fn gateway_refuses_stale_reused_and_forged() {
     assert_eq!(status, 401);
     h.finish().await;
 }
+
+#[tokio::test]
+async fn totals_reconciliation_and_fee_and_visit_cancellation() {
+    for db in BOTH {
+        let h = Harness::new(db).await;
+        // Two visits of 100 × 30.00 and 10 × 30.00, both settled; the second cancelled.
+        let a = visit_with_fee(&h, 10, 100).await;
+        let first = h.ok(&env("2207", 12, settle_input(&a, "3000.00"))).await;
+        let b = visit_with_fee(&h, 20, 10).await;
+        let second = h.ok(&env("2207", 22, settle_input(&b, "300.00"))).await;
+        let cancel = json!({"data": {"setl_id": second["setlinfo"]["setl_id"], "mdtrt_id": b, "psn_no": PSN}});
+        h.ok(&env("2208", 23, cancel)).await;
+        let today = first["setlinfo"]["setl_time"].as_str().unwrap()[..10].to_owned();
+        let s = &first["setlinfo"];
+        let totals = |n: u32, medfee: &Value, count: u32| {
+            env(
+                "3201",
+                n,
+                json!({"data": {"insutype": "310", "clr_type": "11", "setl_optins": "110000",
+                "stmt_begndate": today, "stmt_enddate": today, "medfee_sumamt": medfee,
+                "fund_pay_sumamt": s["fund_pay_sumamt"], "acct_pay": s["acct_pay"],
+                "fixmedins_setl_cnt": count}}),
+            )
+        };
+        // Only the live settlement counts: balanced with its own figures, unbalanced otherwise.
+        let out = h.ok(&totals(30, &s["medfee_sumamt"], 1)).await;
+        assert_eq!(out["stmtinfo"]["stmt_rslt"], "0");
+        let out = h.ok(&totals(31, &json!("3300.00"), 2)).await;
+        assert_eq!(out["stmtinfo"]["stmt_rslt"], "1");
+        assert_eq!(fen(&out["stmtinfo"]["medfee_sumamt"]), 3000_00);
+
+        // 2205 cancels a line of an unsettled visit; 2202 then cancels the visit; a settlement of
+        // a cancelled visit is refused.
+        let c = visit_with_fee(&h, 40, 5).await;
+        h.ok(&env(
+            "2205",
+            42,
+            json!({"data": {"mdtrt_id": c, "chrg_bchno": "B1", "feedetl_sn": "1", "psn_no": PSN}}),
+        ))
+        .await;
+        h.refused(&env("2207", 43, settle_input(&c, "150.00")), "E2302")
+            .await;
+        h.ok(&env(
+            "2202",
+            44,
+            json!({"data": {"mdtrt_id": c, "psn_no": PSN}}),
+        ))
+        .await;
+        h.refused(&env("2207", 45, settle_input(&c, "150.00")), "E2202")
+            .await;
+        // A settled visit cannot be cancelled or get more fees before its settlement is cancelled.
+        h.refused(
+            &env("2202", 46, json!({"data": {"mdtrt_id": a, "psn_no": PSN}})),
+            "E2202",
+        )
+        .await;
+        h.verify().await;
+        h.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn health_ready_and_openapi() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+    let h = Harness::new(common::Db::Sqlite).await;
+    for (path, status) in [("/health", 200), ("/ready", 200), ("/openapi.json", 200)] {
+        let response = settlement::service::app(h.state.clone())
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        if path == "/openapi.json" {
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let doc: Value = serde_json::from_slice(&bytes).unwrap();
+            assert!(doc["paths"][settlement::service::CALL_SERVICE_PATH]["post"].is_object());
+        }
+    }
+    h.state
+        .ready
+        .store(false, std::sync::atomic::Ordering::Release);
+    let response = settlement::service::app(h.state.clone())
+        .oneshot(Request::get("/ready").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    // While not ready (shutting down) envelopes are refused as retryable, nothing written.
+    h.refused(
+        &env("9001", 1, json!({"signIn": {"opter_no": "OP001"}})),
+        "E9001",
+    )
+    .await;
+    h.finish().await;
+}

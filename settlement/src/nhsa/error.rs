@@ -138,8 +138,8 @@ impl ApiError {
         }
     }
 
-    /// True if the refusal depends on nothing but the request itself and fixed reference data, so
-    /// it is not recorded (nothing is written) and a resend gets the same answer by recomputation.
+    /// True if the outcome is unknown or the refusal transient (internal fault, shutting down):
+    /// the caller should resend the SAME msgid, which is answered exactly once.
     pub fn is_retryable(&self) -> bool {
         matches!(self, ApiError::ShuttingDown | ApiError::Internal)
     }
