@@ -145,15 +145,15 @@ impl Envelope {
         })
     }
 
-    /// SHA-256 over (infno, mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, canonical input):
-    /// what decides the outcome. The input is canonicalised (parsed and re-serialised with sorted
-    /// keys), so whitespace and key order do not matter but every value does.
+    /// SHA-256 over (infno, mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, input): what decides
+    /// the outcome (`inf_time`, `opter` and the other envelope fields may differ on a resend). The
+    /// input is hashed as sent minus the whitespace between tokens, so a resend that is only
+    /// re-indented matches while any changed value, even `12.30` for `12.3`, does not (no float
+    /// ever touches it).
     pub fn request_sha256(&self) -> [u8; 32] {
-        let canonical = serde_json::from_str::<serde_json::Value>(&self.input)
-            .map(|value| value.to_string())
-            .unwrap_or_else(|_| self.input.clone());
+        let compact = strip_json_whitespace(&self.input);
         let mut hash = Sha256::new();
-        hash.update(b"nhsa-request-v1\0");
+        hash.update(b"nhsa-request-v2\0");
         for part in [
             self.infno.as_str(),
             &self.mdtrtarea_admvs.to_string(),
@@ -162,13 +162,37 @@ impl Envelope {
                 .map(|a| a.to_string())
                 .unwrap_or_default(),
             self.fixmedins_code.as_str(),
-            canonical.as_str(),
+            compact.as_str(),
         ] {
             hash.update(u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
             hash.update(part.as_bytes());
         }
         hash.finalize().into()
     }
+}
+
+/// `json` without the whitespace outside string literals (input already parsed as valid JSON).
+fn strip_json_whitespace(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_ascii_whitespace() {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A JSON error described without echoing input values (which may hold personal data): field
@@ -215,4 +239,44 @@ pub struct ResponseEnvelope {
     /// Business payload (null on failure).
     #[schema(value_type = Object)]
     pub output: Box<RawValue>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(input: &str) -> Envelope {
+        let body = format!(
+            r#"{{"infno":"2207","msgid":"M1","mdtrtarea_admvs":"110000","opter":"o","inf_time":"t","fixmedins_code":"H1","input":{input}}}"#
+        );
+        Envelope::parse(body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn request_hash_ignores_layout_but_not_values() {
+        let a = env(r#"{"data": {"x": "a b", "amt": 12.30}}"#).request_sha256();
+        let b = env("{\"data\":{\"x\":\"a b\",\n \"amt\":12.30}}").request_sha256();
+        let c = env(r#"{"data": {"x": "a b", "amt": 12.3}}"#).request_sha256();
+        let d = env(r#"{"data": {"x": "ab", "amt": 12.30}}"#).request_sha256();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(a, d);
+    }
+
+    #[test]
+    fn malformed_envelopes_are_refused_without_echoing_values() {
+        let err = Envelope::parse(br#"{"infno":"2207"}"#).unwrap_err();
+        assert_eq!(err.code(), "E1001");
+        let err = Envelope::parse(br#"{"infno":"2207","msgid":7,"mdtrtarea_admvs":"110000","opter":"o","inf_time":"t","fixmedins_code":"H1","input":{}}"#).unwrap_err();
+        assert!(!err.to_string().contains('7'), "{err}");
+        let err = Envelope::parse(br#"{"infno":"22x7","msgid":"m","mdtrtarea_admvs":"110000","opter":"o","inf_time":"t","fixmedins_code":"H1","input":{}}"#).unwrap_err();
+        assert_eq!(err.code(), "E1002");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = Envelope::parse(&body);
+        }
+    }
 }

@@ -154,4 +154,21 @@ mod tests {
         );
         assert_eq!(serde_json::to_string(&Yuan(Fen::ZERO)).unwrap(), "0.00");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_json_text_never_panics(text in "\\PC{0,40}") {
+            if let Ok(number) = serde_json::from_str::<WireNumber>(&text) {
+                let _ = number.to_fen();
+                let _ = number.to_decimal();
+            }
+        }
+
+        #[test]
+        fn yuan_round_trips_through_the_wire(fen in 0i64..=Fen::MAX.fen()) {
+            let text = serde_json::to_string(&Yuan(Fen::from_fen(fen).unwrap())).unwrap();
+            let back: WireNumber = serde_json::from_str(&text).unwrap();
+            proptest::prop_assert_eq!(back.to_fen().unwrap().fen(), fen);
+        }
+    }
 }
