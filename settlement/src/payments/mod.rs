@@ -23,6 +23,7 @@ mod clock;
 mod exchange;
 pub mod icc;
 pub mod link;
+pub mod qr;
 pub mod risk;
 pub mod routing;
 mod store;

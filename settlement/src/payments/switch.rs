@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::clock::Moment;
 use super::link::BankLink;
+use super::qr::QrOptions;
 use super::risk::TerminalMap;
 use super::routing::{Bank, CardAlgorithm, RoutingTable};
 use super::store::{self, TxnRow};
@@ -44,6 +45,8 @@ pub struct SwitchOptions {
     pub hsm_caller: String,
     /// Terminal positions for the travel check.
     pub terminals: TerminalMap,
+    /// QR token partners and lifetime.
+    pub qr: QrOptions,
 }
 
 /// A purchase as a terminal sends it.
@@ -83,7 +86,7 @@ pub struct PaymentOutcome {
 }
 
 impl PaymentOutcome {
-    fn refused(code: &str) -> PaymentOutcome {
+    pub(super) fn refused(code: &str) -> PaymentOutcome {
         PaymentOutcome {
             response_code: code.to_owned(),
             approved_fen: 0,
@@ -417,50 +420,18 @@ impl Switch {
             }
             Err(e) => return Err(PaymentError::Hsm(e.code().to_owned())),
         }
-        let bank = route.bank;
-        let stan = self.next_stan();
-        let rrn = format!("{}{:02}{}", now.local_date(), now.hour, stan);
-        let mut request = Message::new(Mti::FINANCIAL_REQUEST)
-            .with(2, pan.as_bytes().to_vec())
-            .with(3, *b"000000")
-            .with(4, format!("{:012}", req.amount_fen).into_bytes())
-            .with(7, now.transmission().into_bytes())
-            .with(11, stan.clone().into_bytes())
-            .with(12, now.local_time().into_bytes())
-            .with(13, now.local_date().into_bytes())
-            .with(22, *b"051")
-            .with(23, format!("{:03}", req.psn).into_bytes())
-            .with(25, *b"00")
-            .with(32, bank.acquirer_id.clone().into_bytes())
-            .with(37, rrn.clone().into_bytes())
-            .with(41, req.terminal_id.clone().into_bytes())
-            .with(42, req.merchant_id.clone().into_bytes())
-            .with(49, *b"156")
-            .with(55, req.icc_data.clone());
-        let txn = TxnRow {
-            txn_id: format!("{}{}{}", req.terminal_id, stan, now.transmission()),
-            kind: String::from("purchase"),
-            bank_code: bank.code.clone(),
-            terminal_id: req.terminal_id.clone(),
-            merchant_id: req.merchant_id.clone(),
-            stan: stan.clone(),
-            rrn: rrn.clone(),
-            transmission: now.transmission(),
-            pan_masked: masked.clone(),
-            pan_sha256: pan_ref,
+        let sale = Sale {
+            pan,
+            psn: Some(req.psn),
             amount_fen: req.amount_fen,
-            approved_fen: 0,
-            response_code: None,
-            status: String::from("sent"),
-            original_txn_id: None,
-            posting_id: None,
-            business_date: now.business_date(),
-            created_at_ms: now.unix_ms,
+            terminal_id: &req.terminal_id,
+            merchant_id: &req.merchant_id,
+            entry_mode: b"051",
+            icc_data: Some(&req.icc_data),
+            pan_ref,
+            masked,
         };
-        let answer = self.send_with_reversal(bank, &txn, &mut request).await?;
-        let outcome = self
-            .settle_answer(bank, &txn, answer, Direction::Purchase)
-            .await?;
+        let outcome = self.send_sale(route.bank, sale, &now).await?;
         let arpc = match &outcome.response_code {
             c if c == codes::ISSUER_INOPERATIVE || c == codes::MAC_FAILED => None,
             c => {
@@ -475,6 +446,86 @@ impl Switch {
             }
         };
         Ok(PaymentOutcome { arpc, ..outcome })
+    }
+}
+
+/// A sale to send: the card (or token) data and the terminal's.
+pub(super) struct Sale<'a> {
+    /// PAN digits.
+    pub pan: &'a str,
+    /// PAN sequence number (field 23), when a chip was read.
+    pub psn: Option<u8>,
+    /// Amount, fen.
+    pub amount_fen: i64,
+    /// Field 41.
+    pub terminal_id: &'a str,
+    /// Field 42.
+    pub merchant_id: &'a str,
+    /// Field 22: `051` chip, `031` QR code.
+    pub entry_mode: &'a [u8; 3],
+    /// Field 55, when a chip was read.
+    pub icc_data: Option<&'a [u8]>,
+    /// Salted PAN hash.
+    pub pan_ref: String,
+    /// Masked PAN.
+    pub masked: String,
+}
+
+impl Switch {
+    /// Builds the 0200 (processing code 000000) and its transaction row, sends it with its
+    /// durable reversal and records the answer.
+    pub(super) async fn send_sale(
+        &self,
+        bank: &Bank,
+        sale: Sale<'_>,
+        now: &Moment,
+    ) -> Result<PaymentOutcome, PaymentError> {
+        let stan = self.next_stan();
+        let rrn = format!("{}{:02}{}", now.local_date(), now.hour, stan);
+        let mut request = Message::new(Mti::FINANCIAL_REQUEST)
+            .with(2, sale.pan.as_bytes().to_vec())
+            .with(3, *b"000000")
+            .with(4, format!("{:012}", sale.amount_fen).into_bytes())
+            .with(7, now.transmission().into_bytes())
+            .with(11, stan.clone().into_bytes())
+            .with(12, now.local_time().into_bytes())
+            .with(13, now.local_date().into_bytes())
+            .with(22, sale.entry_mode.to_vec())
+            .with(25, *b"00")
+            .with(32, bank.acquirer_id.clone().into_bytes())
+            .with(37, rrn.clone().into_bytes())
+            .with(41, sale.terminal_id.as_bytes().to_vec())
+            .with(42, sale.merchant_id.as_bytes().to_vec())
+            .with(49, *b"156");
+        if let Some(psn) = sale.psn {
+            request.set(23, format!("{psn:03}").into_bytes());
+        }
+        if let Some(icc) = sale.icc_data {
+            request.set(55, icc.to_vec());
+        }
+        let txn = TxnRow {
+            txn_id: format!("{}{}{}", sale.terminal_id, stan, now.transmission()),
+            kind: String::from("purchase"),
+            bank_code: bank.code.clone(),
+            terminal_id: sale.terminal_id.to_owned(),
+            merchant_id: sale.merchant_id.to_owned(),
+            stan,
+            rrn,
+            transmission: now.transmission(),
+            pan_masked: sale.masked,
+            pan_sha256: sale.pan_ref,
+            amount_fen: sale.amount_fen,
+            approved_fen: 0,
+            response_code: None,
+            status: String::from("sent"),
+            original_txn_id: None,
+            posting_id: None,
+            business_date: now.business_date(),
+            created_at_ms: now.unix_ms,
+        };
+        let answer = self.send_with_reversal(bank, &txn, &mut request).await?;
+        self.settle_answer(bank, &txn, answer, Direction::Purchase)
+            .await
     }
 }
 

@@ -284,6 +284,18 @@ pub async fn switch(
         daily_limit_fen: 5_000_000,
         hsm_caller: "switch-test".into(),
         terminals,
+        qr: settlement::payments::qr::QrOptions {
+            partners: [(
+                "WALLET01".to_owned(),
+                settlement::payments::qr::QrPartner {
+                    key_alias: "partner-wallet01-sm2".into(),
+                    sm2_id: "1234567812345678".into(),
+                },
+            )]
+            .into_iter()
+            .collect(),
+            lifetime_ms_max: 120_000,
+        },
     };
     Switch::open(routing, options, ledger, hsm).await.unwrap()
 }
