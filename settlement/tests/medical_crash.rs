@@ -1,4 +1,5 @@
-//! Crash test: the real `settlement serve` binary on an SQLite data directory, three HIS clients
+//! Crash test, on SQLite (a data directory) and PostgreSQL (`DATABASE_URL`, a fresh schema): the
+//! real `settlement serve` binary, three HIS clients
 //! streaming whole visits (2201 + 2204 + 2207), `kill -9` in the middle of the stream, a restart on
 //! the same directory, and a resend of every message the clients did not see answered. Then:
 //! every settlement msgid has exactly one settlement record, every resent 2207 answers infcode 0,
@@ -37,8 +38,26 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(dir: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_settlement"))
+/// Where the binary keeps its data: `--data DIR`, plus `DATABASE_URL` for PostgreSQL.
+struct Target {
+    dir: tempfile::TempDir,
+    database_url: Option<String>,
+}
+
+impl Target {
+    fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_settlement"));
+        match &self.database_url {
+            Some(url) => command.env("DATABASE_URL", url),
+            None => command.env_remove("DATABASE_URL"),
+        };
+        command
+    }
+}
+
+fn start(target: &Target, port: u16) -> Child {
+    let mut command = target.command();
+    command
         .args([
             "serve",
             "--listen",
@@ -46,11 +65,10 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
             "--no-gateway-auth",
         ])
         .arg("--data")
-        .arg(dir)
+        .arg(target.dir.path())
         .arg("--refdata")
         .arg(fixtures())
         .env("RUST_LOG", "warn")
-        .env_remove("DATABASE_URL")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -147,13 +165,34 @@ async fn run_client(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_stream_then_resend_settles_each_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_settlement"))
+    for db in common::BOTH {
+        crash_and_resend(db).await;
+    }
+}
+
+async fn crash_and_resend(db: common::Db) {
+    let test = common::TestDb::new(db).await;
+    let target = Target {
+        dir: tempfile::tempdir().unwrap(),
+        database_url: test
+            .pg_schema()
+            .map(|schema| format!("{}?options[search_path]={schema}", common::pg_url())),
+    };
+    if db == common::Db::Sqlite {
+        // The SQLite file lives in the binary's data directory, not in TestDb's.
+        test.drop_db().await;
+        return crash_and_resend_on(target, None).await;
+    }
+    crash_and_resend_on(target, Some(test)).await;
+}
+
+async fn crash_and_resend_on(target: Target, pg: Option<common::TestDb>) {
+    let status = target
+        .command()
         .arg("import-persons")
         .arg(fixtures().join("persons/cards.csv"))
         .arg("--data")
-        .arg(dir.path())
-        .env_remove("DATABASE_URL")
+        .arg(target.dir.path())
         .stderr(Stdio::null())
         .status()
         .unwrap();
@@ -164,7 +203,7 @@ async fn kill_9_mid_stream_then_resend_settles_each_exactly_once() {
         .unwrap();
 
     let port = free_port();
-    let server = Arc::new(Mutex::new(start(dir.path(), port)));
+    let server = Arc::new(Mutex::new(start(&target, port)));
     wait_ready(&client, port).await;
     let settled = Arc::new(AtomicU32::new(0));
     let tasks: Vec<_> = (0..PERSONS.len())
@@ -187,7 +226,7 @@ async fn kill_9_mid_stream_then_resend_settles_each_exactly_once() {
 
     // Restart on the same data directory and resend from the first unanswered visit on.
     let port = free_port();
-    let mut server = start(dir.path(), port);
+    let mut server = start(&target, port);
     wait_ready(&client, port).await;
     let tasks: Vec<_> = stopped_at
         .iter()
@@ -200,11 +239,12 @@ async fn kill_9_mid_stream_then_resend_settles_each_exactly_once() {
     server.kill().unwrap();
     server.wait().unwrap();
 
-    let ledger = Arc::new(
-        Ledger::open_data_dir(dir.path(), LedgerOptions::default())
+    let ledger = Arc::new(match &pg {
+        Some(test) => test.open(LedgerOptions::default()).await,
+        None => Ledger::open_data_dir(target.dir.path(), LedgerOptions::default())
             .await
             .unwrap(),
-    );
+    });
     let medical = Medical::new(ledger.clone(), RefData::default());
     for c in 0..PERSONS.len() {
         for v in 0..VISITS_PER_CLIENT {
@@ -218,4 +258,11 @@ async fn kill_9_mid_stream_then_resend_settles_each_exactly_once() {
     // (3560.25, 1288.00, 15230.80, 8800.00, 12.34); nothing else was posted.
     let settlements = u64::try_from(PERSONS.len()).unwrap() * u64::from(VISITS_PER_CLIENT);
     assert_eq!(report.postings_posted, settlements + 5);
+    drop(medical);
+    if let Ok(ledger) = Arc::try_unwrap(ledger) {
+        ledger.close().await;
+    }
+    if let Some(test) = pg {
+        test.drop_db().await;
+    }
 }
