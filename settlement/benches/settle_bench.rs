@@ -6,7 +6,7 @@
 //! personal accounts; each visit goes to a different person.
 //!
 //! Run: `cargo bench -p settlement --bench settle_bench -- [--db sqlite|postgres|both]
-//!       [--clients 64] [--settlements 20000] [--persons 100000]`
+//!       [--clients 64] [--settlements 20000] [--persons 100000] [--connections 16]`
 //! PostgreSQL at `LEDGER_TEST_PG_URL` (default postgres://postgres@127.0.0.1:5432/test), in a
 //! schema of its own, dropped at the end. Prints settlements/s and p50/p99/p999 of the
 //! 2204+2207 pair and of 2207 alone (client-side, closed loop: coordinated omission understates
@@ -34,6 +34,7 @@ use sqlx::Connection;
 
 struct Args {
     db: String,
+    connections: u32,
     clients: usize,
     settlements: usize,
     persons: u64,
@@ -42,6 +43,7 @@ struct Args {
 fn args() -> Args {
     let mut parsed = Args {
         db: "both".into(),
+        connections: 16,
         clients: 64,
         settlements: 20_000,
         persons: 100_000,
@@ -51,6 +53,7 @@ fn args() -> Args {
         let mut value = || it.next().expect("flag value");
         match flag.as_str() {
             "--db" => parsed.db = value(),
+            "--connections" => parsed.connections = value().parse().expect("number"),
             "--clients" => parsed.clients = value().parse().expect("number"),
             "--settlements" => parsed.settlements = value().parse().expect("number"),
             "--persons" => parsed.persons = value().parse().expect("number"),
@@ -124,7 +127,8 @@ fn percentile(sorted: &[Duration], per_mille: usize) -> f64 {
 async fn run(db: &str, args: &Args) {
     let schema = format!("settle_bench_{}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
-    let options = LedgerOptions::default();
+    let mut options = LedgerOptions::default();
+    options.store.connections_max = args.connections;
     let ledger = match db {
         "sqlite" => Ledger::open_data_dir(dir.path(), options).await.unwrap(),
         _ => {
