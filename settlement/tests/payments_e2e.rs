@@ -135,7 +135,11 @@ async fn card_to_issuer_and_back_approved_and_declined() {
     let watcher = Watcher::start_pcsc(100).unwrap();
     let factory: Arc<dyn BackendFactory> =
         Arc::new(|| Box::new(PcscBackend::new()) as Box<dyn CardBackend>);
-    let readers = Readers::new(factory, ReadersConfig::default(), Some(watcher));
+    let readers = Arc::new(Readers::new(
+        factory,
+        ReadersConfig::default(),
+        Some(watcher),
+    ));
     // Bounded wait until the agent's watcher lists the reader with the card in it.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -150,7 +154,7 @@ async fn card_to_issuer_and_back_approved_and_declined() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let endpoint = SwitchEndpoint {
-        url,
+        url: url.clone(),
         timeout_ms: 15_000,
     };
     let client = reqwest::Client::new();
@@ -207,8 +211,63 @@ async fn card_to_issuer_and_back_approved_and_declined() {
         })
         .collect();
     assert_eq!(seen, vec![(12_300, "00", "7653"), (8_851, "51", "7653")]);
+    // The same through the agent's HTTP API (POST /v1/readers/{name}/purchase).
+    terminal_agent::api::payment::configure(terminal_agent::api::payment::PaymentConfig {
+        switch_url: url,
+        terminal_id: "BJ000001".into(),
+        merchant_id: MERCHANT.into(),
+        merchant_name: "TEST PHARMACY".into(),
+        timeout_ms: 15_000,
+    });
+    let hsm_dir = tempfile::tempdir().unwrap();
+    let agent_hsm = hsm::ops::Hsm::open(
+        hsm_dir.path(),
+        hsm::lmk::Lmk::from_bytes(&[0x42; 32]).unwrap(),
+    )
+    .unwrap();
+    let state = terminal_agent::api::AppState {
+        readers: readers.clone(),
+        authority: terminal_agent::authority::Authority::in_process(
+            Arc::new(Mutex::new(agent_hsm)),
+            "agent",
+            terminal_agent::authority::AuthorityKeys {
+                external_auth_alias: "ssc-ext-auth".into(),
+                internal_auth_alias: None,
+            },
+        ),
+        settings: terminal_agent::api::ApiSettings {
+            card_timeout_ms: 20_000,
+            terminal_no: "T0001".into(),
+            device_no: "D0001".into(),
+            default_reader: None,
+        },
+    };
+    let agent_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let agent_url = format!("http://{}", agent_listener.local_addr().unwrap());
+    let agent = tokio::spawn(async move {
+        axum::serve(agent_listener, terminal_agent::api::app(state))
+            .await
+            .unwrap()
+    });
+    let reply: serde_json::Value = client
+        .post(format!(
+            "{agent_url}/v1/readers/Virtual%20PCD%2000%2001/purchase"
+        ))
+        .json(&serde_json::json!({"amount_fen": 2_300}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["response_code"], "00", "{reply}");
+    assert_eq!(reply["approved_fen"], 2_300);
+    assert_eq!(reply["card_result"], "TC");
+    assert_eq!(reply["issuer_authenticated"], true);
+    agent.abort();
+
     let day = settlement::payments::Moment::now().business_date();
     let cut = switch.cut_off(&day).await.unwrap();
-    assert_eq!(cut[0].net_fen, 12_300);
+    assert_eq!(cut[0].net_fen, 12_300 + 2_300);
     server.abort();
 }

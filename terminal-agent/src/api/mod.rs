@@ -17,6 +17,7 @@
 mod cards;
 mod events;
 mod openapi;
+pub mod payment;
 mod unified;
 
 use std::sync::Arc;
@@ -71,6 +72,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/readers/{name}/card", get(cards::read_card))
         .route("/v1/readers/{name}/bank", get(cards::read_bank))
         .route("/v1/readers/{name}/verify-pin", post(cards::verify_pin))
+        .route("/v1/readers/{name}/purchase", post(payment::purchase))
         .route("/v1/iReadCardBas", post(unified::i_read_card_bas))
         .route("/v1/iVerifyPIN", post(unified::i_verify_pin))
         .route("/v1/events", get(events::events))

@@ -1,0 +1,140 @@
+//! `POST /v1/readers/{name}/purchase` `{"amount_fen": N}`: a card purchase through the switch
+//! ([`crate::payment`]), answered with the issuer's response code and how the card finished.
+//! A decline is HTTP 200 (the cashier acts on `response_code`); an unanswered authorisation is
+//! 200 with `response_code` null and the card finished with AAC.
+//!
+//! Settings ([`PaymentConfig`]): given once with [`configure`], else from the environment
+//! (`SSC_SWITCH_URL`, `SSC_TERMINAL_ID` 8 characters, `SSC_MERCHANT_ID` 15, `SSC_MERCHANT_NAME`,
+//! `SSC_PAYMENT_TIMEOUT_MS`, default 15000). Without a switch URL the route answers 400.
+
+use std::sync::OnceLock;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use card_core::pboc::CryptogramType;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppState};
+use crate::error::AgentError;
+use crate::payment::{self, PurchaseSetup, SwitchEndpoint};
+
+/// Where purchases go and who the terminal is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentConfig {
+    /// The switch's base URL.
+    pub switch_url: String,
+    /// Field 41.
+    pub terminal_id: String,
+    /// Field 42.
+    pub merchant_id: String,
+    /// 9F4E, ASCII, at most 20 bytes.
+    pub merchant_name: String,
+    /// The terminal's authorisation timeout, ms.
+    pub timeout_ms: u64,
+}
+
+static CONFIG: OnceLock<PaymentConfig> = OnceLock::new();
+
+/// Sets the payment settings once (later calls are ignored); returns whether this call set them.
+pub fn configure(config: PaymentConfig) -> bool {
+    CONFIG.set(config).is_ok()
+}
+
+fn config() -> Option<PaymentConfig> {
+    if let Some(c) = CONFIG.get() {
+        return Some(c.clone());
+    }
+    let var = |k: &str| std::env::var(k).ok();
+    Some(PaymentConfig {
+        switch_url: var("SSC_SWITCH_URL")?,
+        terminal_id: var("SSC_TERMINAL_ID")?,
+        merchant_id: var("SSC_MERCHANT_ID")?,
+        merchant_name: var("SSC_MERCHANT_NAME").unwrap_or_default(),
+        timeout_ms: var("SSC_PAYMENT_TIMEOUT_MS")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(15_000),
+    })
+}
+
+/// The request.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseBody {
+    /// Amount, fen.
+    pub amount_fen: i64,
+}
+
+/// The answer.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PurchaseView {
+    /// ISO 8583 field 39 from the switch; null when it did not answer in time.
+    pub response_code: Option<String>,
+    /// Approved amount, fen.
+    pub approved_fen: i64,
+    /// Retrieval reference number.
+    pub rrn: Option<String>,
+    /// Authorisation id.
+    pub auth_code: Option<String>,
+    /// Whether the card accepted the issuer's ARPC (null: no ARPC).
+    pub issuer_authenticated: Option<bool>,
+    /// How the card finished: `TC` (approved) or `AAC` (declined).
+    pub card_result: String,
+}
+
+fn bcd(v: u8) -> u8 {
+    ((v / 10) << 4) | (v % 10)
+}
+
+/// The route's handler.
+///
+/// Errors: 400 without payment settings or with a bad amount; card and reader errors.
+pub async fn purchase(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(body): Json<PurchaseBody>,
+) -> Result<Json<PurchaseView>, ApiError> {
+    let config = config().ok_or_else(|| {
+        AgentError::BadRequest("payments are not configured (SSC_SWITCH_URL ...)".into())
+    })?;
+    let now = crate::journal::envelope::beijing_now();
+    let mut un = [0u8; 4];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut un)
+        .map_err(|_| AgentError::Internal("no system randomness".into()))?;
+    let yy = u8::try_from(now.year().rem_euclid(100)).unwrap_or(0);
+    let setup = PurchaseSetup {
+        amount_fen: body.amount_fen,
+        terminal_id: config.terminal_id,
+        merchant_id: config.merchant_id,
+        merchant_name: config.merchant_name,
+        date: [bcd(yy), bcd(u8::from(now.month())), bcd(now.day())],
+        time: [bcd(now.hour()), bcd(now.minute()), bcd(now.second())],
+        unpredictable_number: un,
+    };
+    let endpoint = SwitchEndpoint {
+        url: config.switch_url,
+        timeout_ms: config.timeout_ms,
+    };
+    let receipt = payment::purchase(
+        &state.readers,
+        &name,
+        reqwest::Client::new(),
+        endpoint,
+        setup,
+    )
+    .await?;
+    let answer = receipt.answer;
+    Ok(Json(PurchaseView {
+        response_code: answer.as_ref().map(|a| a.response_code.clone()),
+        approved_fen: answer.as_ref().map_or(0, |a| a.approved_fen),
+        rrn: answer.as_ref().map(|a| a.rrn.clone()),
+        auth_code: answer.and_then(|a| a.auth_code),
+        issuer_authenticated: receipt.completion.issuer_authenticated,
+        card_result: match receipt.completion.cryptogram {
+            CryptogramType::Tc => "TC",
+            CryptogramType::Aac => "AAC",
+            CryptogramType::Arqc => "ARQC",
+            CryptogramType::Rfu => "RFU",
+        }
+        .to_owned(),
+    }))
+}
