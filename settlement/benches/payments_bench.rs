@@ -142,17 +142,18 @@ fn main() {
         }
         let elapsed = started.elapsed();
         latencies.sort_unstable();
-        let pct = |p: f64| {
-            let i = ((latencies.len() as f64) * p).ceil() as usize;
-            latencies[i.saturating_sub(1).min(latencies.len() - 1)]
+        // Nearest-rank percentile: the ceil(n * per_mille / 1000)-th smallest latency.
+        let pct = |per_mille: usize| {
+            let rank = (latencies.len() * per_mille).div_ceil(1_000);
+            latencies[rank.saturating_sub(1).min(latencies.len() - 1)]
         };
         println!(
             "payments_bench: {} authorisations, {terminals} terminals, {:.0} auths/s, p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms",
             latencies.len(),
             latencies.len() as f64 / elapsed.as_secs_f64(),
-            pct(0.50).as_secs_f64() * 1e3,
-            pct(0.99).as_secs_f64() * 1e3,
-            pct(0.999).as_secs_f64() * 1e3,
+            pct(500).as_secs_f64() * 1e3,
+            pct(990).as_secs_f64() * 1e3,
+            pct(999).as_secs_f64() * 1e3,
         );
     });
 }

@@ -18,6 +18,19 @@ use settlement::{AccountCode, AccountKind, AccountSpec, Admdvs};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn day_net_equals_approved_minus_voided_reversed_and_refunded() {
+    business_day().await;
+}
+
+/// The same day on PostgreSQL (a fresh schema; current-thread runtime so the schema choice,
+/// kept per thread by the support module, applies).
+#[tokio::test(flavor = "current_thread")]
+async fn day_net_on_postgres() {
+    let schema = payments_support::use_postgres().await;
+    business_day().await;
+    payments_support::drop_postgres(&schema).await;
+}
+
+async fn business_day() {
     let dir = tempfile::tempdir().unwrap();
     let (_hsm_dir, hsm) = payments_support::hsm();
     let hsm = Arc::new(Mutex::new(hsm));

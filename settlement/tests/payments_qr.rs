@@ -43,6 +43,18 @@ fn token(partner: &mut hsm::ops::Hsm, id: &str, amount: i64, issued: i64, expire
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qr_tokens_single_use_short_lived_bound_to_the_amount() {
+    qr_tokens().await;
+}
+
+/// The same on PostgreSQL (fresh schema; current-thread runtime for the per-thread schema).
+#[tokio::test(flavor = "current_thread")]
+async fn qr_tokens_on_postgres() {
+    let schema = payments_support::use_postgres().await;
+    qr_tokens().await;
+    payments_support::drop_postgres(&schema).await;
+}
+
+async fn qr_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let (_d1, mut switch_hsm) = payments_support::hsm();
     // The switch's HSM holds the partner's key for verification only (mode V). The HSM has no

@@ -198,6 +198,18 @@ async fn declines_and_partial_approval() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_reversal_survives_a_restart_and_lands_once() {
+    timeout_reversal().await;
+}
+
+/// The same on PostgreSQL (fresh schema; current-thread runtime for the per-thread schema).
+#[tokio::test(flavor = "current_thread")]
+async fn timeout_reversal_on_postgres() {
+    let schema = payments_support::use_postgres().await;
+    timeout_reversal().await;
+    payments_support::drop_postgres(&schema).await;
+}
+
+async fn timeout_reversal() {
     let mut r = rig("bank-a-zak").await;
     let card = TestCard::fixture("beijing-2g.toml");
     let started = std::time::Instant::now();

@@ -264,9 +264,19 @@ pub async fn switch(
             bank.mac_key = mac_a.to_owned();
         }
     }
-    let ledger = settlement::Ledger::open_sqlite(&dir.join("ledger.db"), Default::default())
-        .await
-        .unwrap();
+    let ledger = match PG_SCHEMA.with(|c| c.borrow().clone()) {
+        None => settlement::Ledger::open_sqlite(&dir.join("ledger.db"), Default::default())
+            .await
+            .unwrap(),
+        Some(schema) => {
+            let connect = <settlement::PgConnectOptions as std::str::FromStr>::from_str(&pg_url())
+                .unwrap()
+                .options([("search_path", schema.as_str())]);
+            settlement::Ledger::open_postgres(connect, Default::default())
+                .await
+                .unwrap()
+        }
+    };
     let mut terminals = settlement::payments::risk::TerminalMap {
         travel_speed_kmh_max: 900,
         ..Default::default()
@@ -298,6 +308,48 @@ pub async fn switch(
         },
     };
     Switch::open(routing, options, ledger, hsm).await.unwrap()
+}
+
+thread_local! {
+    /// When set (by [`use_postgres`]), `switch` opens its ledger in this PostgreSQL schema.
+    static PG_SCHEMA: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+pub fn pg_url() -> String {
+    std::env::var("LEDGER_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Creates a fresh schema in the `test` database and makes `switch` use it on this thread
+/// (the tests calling this run on a current-thread runtime). Returns the schema name.
+pub async fn use_postgres() -> String {
+    use sqlx::Connection as _;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let schema = format!("pay_{}_{nanos}", std::process::id());
+    let mut admin = sqlx::PgConnection::connect(&pg_url())
+        .await
+        .expect("PostgreSQL at LEDGER_TEST_PG_URL (run scripts/ensure-postgres)");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    PG_SCHEMA.with(|c| *c.borrow_mut() = Some(schema.clone()));
+    schema
+}
+
+/// Drops a schema made by [`use_postgres`].
+pub async fn drop_postgres(schema: &str) {
+    use sqlx::Connection as _;
+    let mut admin = sqlx::PgConnection::connect(&pg_url()).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
 }
 
 pub const MERCHANT: &str = "M11000000000001";
