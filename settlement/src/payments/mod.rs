@@ -16,6 +16,7 @@
 //! Sources: /work/shared/reference/card-hsm-anchors.md §3-§5 (EMV flow, ARQC/ARPC, HSM
 //! semantics), anchors-switch.md §3 and §6(d) (jPOS practice, failure modes).
 
+pub mod acquirer;
 pub mod adjust;
 pub mod api;
 pub mod clearing;

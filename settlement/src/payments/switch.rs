@@ -252,12 +252,21 @@ impl Switch {
         bank: &Bank,
         message: &mut Message,
     ) -> Result<Vec<u8>, PaymentError> {
+        self.mac_and_pack_with(&bank.mac_key, message)
+    }
+
+    /// Adds the MAC under the key `alias` and packs.
+    pub(super) fn mac_and_pack_with(
+        &self,
+        alias: &str,
+        message: &mut Message,
+    ) -> Result<Vec<u8>, PaymentError> {
         let input = iso8583::mac_input(message)?;
         let (mac, _) = self
             .hsm()
             .generate_mac(
                 &self.inner.options.hsm_caller,
-                &bank.mac_key,
+                alias,
                 &input,
                 hsm::mac::Padding::Method1,
             )
@@ -272,13 +281,18 @@ impl Switch {
 
     /// Whether a received packed message carries a good MAC under the bank's key.
     pub(super) fn mac_ok(&self, bank: &Bank, packed: &[u8], message: &Message) -> bool {
+        self.mac_ok_with(&bank.mac_key, packed, message)
+    }
+
+    /// Whether a received packed message carries a good MAC under the key `alias`.
+    pub(super) fn mac_ok_with(&self, alias: &str, packed: &[u8], message: &Message) -> bool {
         let Ok((covered, mac)) = iso8583::split_mac(packed, message) else {
             return false;
         };
         self.hsm()
             .verify_mac(
                 &self.inner.options.hsm_caller,
-                &bank.mac_key,
+                alias,
                 covered,
                 mac,
                 hsm::mac::Padding::Method1,

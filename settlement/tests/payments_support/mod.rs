@@ -11,6 +11,8 @@ use hsm::keystore::{Exportability, KeyAlgorithm, KeyHeader, KeyUsage, ModeOfUse}
 
 /// The MAC key of test bank A (test key only; the HSM alias `bank-a-zak`).
 pub const BANK_A_MAC_KEY: &str = "0123456789ABCDEFFEDCBA9876543210";
+/// The POS terminals' MAC key (test key only; the HSM alias `pos-tak`).
+pub const POS_TAK: &str = "F1E2D3C4B5A69788796A5B4C3D2E1F00";
 /// The MAC key of test bank B (test key only; the HSM alias `bank-b-zak`).
 pub const BANK_B_MAC_KEY: &str = "89ABCDEF0123456776543210FEDCBA98";
 
@@ -120,6 +122,7 @@ pub fn hsm() -> (tempfile::TempDir, hsm::ops::Hsm) {
         ("bank-a-zak", BANK_A_MAC_KEY),
         ("bank-b-zak", BANK_B_MAC_KEY),
         ("bank-a-zak-wrong", BANK_B_MAC_KEY),
+        ("pos-tak", POS_TAK),
     ] {
         let mac = hex::decode(key).unwrap();
         hsm.import_key_components(
