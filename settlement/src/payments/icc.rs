@@ -1,10 +1,10 @@
 //! EMV field 55 (ICC system related data): a flat list of BER-TLV objects the terminal took
 //! from the card and its own data. The switch rebuilds from it exactly the CDOL1 data the card
-//! MACed into the ARQC — the card's CDOL1 (tag 8C) travels in field 55, and each of its
-//! entries is filled from the same field (EMV 4.4 Book 3 §5.4 DOL rules: value left-truncated
-//! or right-padded with zeros... here: a length mismatch is refused, since the terminal filled
-//! the DOL with exact lengths) — and checks the amount and currency the card signed against
-//! fields 4 and 49.
+//! MACed into the ARQC: the card's CDOL1 (tag 8C) travels in field 55, and each CDOL1 entry is
+//! taken from the object of the same tag, which must have exactly the entry's length (the
+//! terminal sends each object as it filled it into the DOL, EMV 4.4 Book 3 §5.4; no padding or
+//! truncation is guessed here). It also gives the amount (9F02) and currency (5F2A) the card
+//! signed, which the switch checks against fields 4 and 49.
 
 use card_core::dol::Dol;
 use card_core::tlv::{self, Tag, Tlv};
