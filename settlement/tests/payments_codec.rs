@@ -257,6 +257,16 @@ fn debug_never_shows_the_pan() {
 
 proptest! {
     #[test]
+    fn icc_field55_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = settlement::payments::icc::parse(&bytes);
+    }
+
+    #[test]
+    fn clearing_file_parser_never_panics(text in "[HD|0-9A-Za-z_*\n-]{0,400}") {
+        let _ = settlement::payments::clearing::parse(&text);
+    }
+
+    #[test]
     fn unpack_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         let _ = iso8583::unpack(&bytes);
     }
