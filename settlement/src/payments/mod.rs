@@ -11,7 +11,10 @@
 //! - [`icc`]: field 55 (EMV TLV) → the CDOL1 data the card MACed.
 //! - [`switch`]: the authorisation flow, the reversal forwarder, sign-on/echo.
 //! - [`clearing`]: cut-off, net settlement, clearing files, reconciliation.
-//! - [`store`]: the SQL (migrations/*/0100_payments.sql).
+//! - [`adjust`]: refunds and same-day voids; [`qr`]: partner QR tokens (SM2); [`risk`]: checks
+//!   before routing; [`acquirer`]: inbound ISO 8583 for POS terminals; [`api`]: the terminals'
+//!   JSON API.
+//! - `store`: the SQL (migrations/*/0100_payments.sql, 0101_payments_qr.sql).
 //!
 //! Sources: /work/shared/reference/card-hsm-anchors.md §3-§5 (EMV flow, ARQC/ARPC, HSM
 //! semantics), anchors-switch.md §3 and §6(d) (jPOS practice, failure modes).
