@@ -30,6 +30,7 @@ pub mod policy;
 mod posting;
 mod records;
 pub mod refdata;
+pub mod region;
 pub mod service;
 mod store;
 mod verify;

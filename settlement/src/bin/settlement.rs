@@ -49,6 +49,12 @@ enum Command {
         /// Accept envelopes without x-tif-* headers (trusted network, tests).
         #[arg(long)]
         no_gateway_auth: bool,
+        /// This node's region (e.g. 110000) for cross-region settlement; needs --regions.
+        #[arg(long, requires = "regions")]
+        region: Option<String>,
+        /// The region set and routing table (fixtures/regions/regions.toml).
+        #[arg(long, requires = "region")]
+        regions: Option<PathBuf>,
     },
     /// Import insured persons from a CSV.
     ImportPersons {
@@ -134,7 +140,13 @@ async fn shutdown_signal() {
     }
 }
 
-async fn serve(listen: SocketAddr, data: &Path, refdata: &Path, no_auth: bool) -> Result<()> {
+async fn serve(
+    listen: SocketAddr,
+    data: &Path,
+    refdata: &Path,
+    no_auth: bool,
+    region: Option<(String, PathBuf)>,
+) -> Result<()> {
     let gateway = gateway_config(no_auth)?;
     let refdata = load_refdata(refdata)?;
     let ledger = Arc::new(open_ledger(data).await?);
@@ -150,7 +162,15 @@ async fn serve(listen: SocketAddr, data: &Path, refdata: &Path, no_auth: bool) -
     tracing::info!(%listen, "settlement serving");
     state.ready.store(true, Ordering::Release);
     let shutdown_state = state.clone();
-    axum::serve(listener, app(state))
+    let mut router = app(state.clone());
+    if let Some((region, regions)) = region {
+        let options = settlement::region::NodeOptions::default();
+        let (_, routes) = settlement::region::attach(&medical, state, &region, &regions, options)
+            .await
+            .context("starting the region node")?;
+        router = router.merge(routes);
+    }
+    axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             tracing::info!("shutting down: finishing in-flight requests");
@@ -199,7 +219,12 @@ async fn main() -> Result<()> {
             data,
             refdata,
             no_gateway_auth,
-        } => serve(listen, &data, &refdata, no_gateway_auth).await,
+            region,
+            regions,
+        } => {
+            let node = region.zip(regions);
+            serve(listen, &data, &refdata, no_gateway_auth, node).await
+        }
         Command::ImportPersons { file, data } => import_persons(&file, &data).await,
     }
 }

@@ -35,14 +35,14 @@
 //! primary key; exact accumulators across processes sharing one PostgreSQL database (issue 6)
 //! need a per-person database lock that this issue does not add.
 
-mod accounts;
+pub(crate) mod accounts;
 mod cache;
 pub(crate) mod ids;
 mod locks;
 pub(crate) mod person;
 mod query;
 pub(crate) mod rows;
-mod settle;
+pub(crate) mod settle;
 pub(crate) mod store;
 mod visit;
 
@@ -83,10 +83,12 @@ pub struct RefData {
 pub struct Medical {
     ledger: Arc<Ledger>,
     rows: RowWriter,
-    refdata: RefData,
-    locks: PersonLocks,
+    pub(crate) refdata: RefData,
+    pub(crate) locks: PersonLocks,
     accounts: Arc<AccountCache>,
-    cache: StateCache,
+    pub(crate) cache: StateCache,
+    /// The region node, when regions are configured (issue 6: cross-region settlement).
+    pub(crate) region: std::sync::OnceLock<Arc<crate::region::Node>>,
 }
 
 /// Outcome of looking for an earlier answer to a msgid.
@@ -108,7 +110,14 @@ impl Medical {
             locks: PersonLocks::default(),
             accounts: Arc::new(AccountCache::default()),
             cache: StateCache::default(),
+            region: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Makes this core a region node: persons insured elsewhere settle through their node.
+    /// A second call is ignored (returns false).
+    pub fn set_region(&self, node: Arc<crate::region::Node>) -> bool {
+        self.region.set(node).is_ok()
     }
 
     /// The ledger.
@@ -216,7 +225,7 @@ impl Medical {
 }
 
 /// The `nhsa_messages` row of `env`.
-fn message_row(
+pub(crate) fn message_row(
     env: &Envelope,
     status: &str,
     posting: Option<crate::PostingId>,
@@ -268,7 +277,7 @@ fn internal(error: impl std::fmt::Display) -> ApiError {
 }
 
 /// A ledger error on a money message.
-fn ledger_error(error: LedgerError) -> ApiError {
+pub(crate) fn ledger_error(error: LedgerError) -> ApiError {
     match error {
         LedgerError::Rejected(rejection) => rejection_error(rejection),
         LedgerError::IdempotencyConflict(_) => ApiError::MsgidReused,

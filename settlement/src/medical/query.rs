@@ -17,8 +17,28 @@ use crate::posting::{Leg, Posting, Side};
 use crate::{AccountSpec, Fen};
 
 impl Medical {
-    /// The imported person `psn_no`. Errors: `PersonNotFound`.
+    /// The person `psn_no`: imported here, else (region node) from the node that insures them.
+    /// Errors: `PersonNotFound`.
     pub(crate) async fn load_person(
+        &self,
+        psn_no: &str,
+    ) -> Result<std::sync::Arc<PersonRecord>, ApiError> {
+        match (self.load_person_local(psn_no).await, self.region.get()) {
+            (Err(ApiError::PersonNotFound), Some(node)) => {
+                let person = std::sync::Arc::new(
+                    node.remote_person(psn_no)
+                        .await
+                        .ok_or(ApiError::PersonNotFound)?,
+                );
+                self.cache.put_person(person.clone());
+                Ok(person)
+            }
+            (found, _) => found,
+        }
+    }
+
+    /// The person `psn_no` imported here. Errors: `PersonNotFound`.
+    pub(crate) async fn load_person_local(
         &self,
         psn_no: &str,
     ) -> Result<std::sync::Arc<PersonRecord>, ApiError> {

@@ -39,6 +39,18 @@ pub(crate) enum Table {
     AccumulatorDeltas,
     /// `persons`: imported insured persons.
     Persons,
+    /// `region_xfers`: cross-region settlement states on the treating node (0300_region.sql).
+    RegionXfers,
+    /// `region_inbox`: decisions and reversals on the insured node (0300_region.sql).
+    RegionInbox,
+    /// `region_events`: clearing events per fund and window (0300_region.sql).
+    RegionEvents,
+    /// `region_outbox`: outgoing inter-node messages (0300_region.sql).
+    RegionOutbox,
+    /// `region_outbox_acks`: acknowledged outbox messages (0300_region.sql).
+    RegionOutboxAcks,
+    /// `region_windows`: closed clearing windows (0300_region.sql).
+    RegionWindows,
 }
 
 impl Table {
@@ -53,6 +65,12 @@ impl Table {
             Table::SettlementCancels => "settlement_cancels",
             Table::AccumulatorDeltas => "accumulator_deltas",
             Table::Persons => "persons",
+            Table::RegionXfers => "region_xfers",
+            Table::RegionInbox => "region_inbox",
+            Table::RegionEvents => "region_events",
+            Table::RegionOutbox => "region_outbox",
+            Table::RegionOutboxAcks => "region_outbox_acks",
+            Table::RegionWindows => "region_windows",
         }
     }
 
@@ -122,6 +140,42 @@ impl Table {
                 "insuplc_admdvs",
                 "record",
             ],
+            Table::RegionXfers => &[
+                "xfer_id",
+                "state",
+                "counter_admdvs",
+                "window_id",
+                "detail",
+                "created_at_ms",
+            ],
+            Table::RegionInbox => &[
+                "xfer_id",
+                "kind",
+                "origin_admdvs",
+                "request_sha256",
+                "reply",
+                "created_at_ms",
+            ],
+            Table::RegionEvents => &[
+                "xfer_id",
+                "kind",
+                "origin_admdvs",
+                "window_id",
+                "counter_admdvs",
+                "fund_pay_type",
+                "amount_fen",
+                "created_at_ms",
+            ],
+            Table::RegionOutbox => &[
+                "msg_id",
+                "to_admdvs",
+                "path",
+                "body",
+                "window_id",
+                "created_at_ms",
+            ],
+            Table::RegionOutboxAcks => &["msg_id", "acked_at_ms"],
+            Table::RegionWindows => &["window_id", "closed_at_ms"],
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::policy::{
 use crate::posting::{Leg, Link, Posting, Side};
 
 /// Accumulator name counting a person's inpatient settlements of the year (admission ordinal).
-const ADMISSIONS: &str = "inpatient.admissions";
+pub(crate) const ADMISSIONS: &str = "inpatient.admissions";
 
 fn setting_of(kind: Kind) -> Setting {
     match kind {
@@ -66,7 +66,7 @@ pub(crate) fn accumulator_names(acc: &YearAccumulators) -> Vec<(String, i64)> {
 }
 
 /// Accumulators from named sums. Errors: a negative or overflowing sum (drift: a bug).
-fn accumulators_of(sums: &BTreeMap<String, i64>) -> Result<YearAccumulators, ApiError> {
+pub(crate) fn accumulators_of(sums: &BTreeMap<String, i64>) -> Result<YearAccumulators, ApiError> {
     let get = |name: String| -> Result<Fen, ApiError> {
         let value = sums.get(&name).copied().unwrap_or(0);
         Fen::from_fen(value).map_err(|_| internal(format!("accumulator {name} is {value}")))
@@ -87,7 +87,9 @@ fn accumulators_of(sums: &BTreeMap<String, i64>) -> Result<YearAccumulators, Api
     })
 }
 
-fn classified_of(stored: &super::store::StoredFeeLine) -> Result<ClassifiedLine, ApiError> {
+pub(crate) fn classified_of(
+    stored: &super::store::StoredFeeLine,
+) -> Result<ClassifiedLine, ApiError> {
     let line: StoredLine = serde_json::from_str(&stored.line).map_err(internal)?;
     let corrupt = || internal("fee_lines.line is not a line this build wrote");
     let magnitude = |v: i64| Fen::from_fen(v.abs()).map_err(|_| corrupt());
@@ -193,6 +195,30 @@ impl Medical {
         let insured = Admdvs::from_code(u32::try_from(visit.insuplc_admdvs).unwrap_or(u32::MAX))
             .map_err(internal)?;
         let treating = env.mdtrtarea_admvs;
+        if let Some(node) = self.region.get().filter(|node| !node.serves(insured)) {
+            let bill = crate::region::treating::Bill {
+                env,
+                psn_no: &req.psn_no,
+                mdtrt_id: &req.mdtrt_id,
+                insutype: &req.insutype,
+                med_type: req
+                    .med_type
+                    .clone()
+                    .unwrap_or_else(|| visit.med_type.clone()),
+                inpatient: kind == Kind::Inpatient,
+                commit,
+                acct_used_flag,
+                fixmedins_code: &visit.fixmedins_code,
+                hosp_lv: self
+                    .refdata
+                    .institutions
+                    .get(&visit.fixmedins_code)
+                    .copied(),
+                lines: &stored,
+                insured,
+            };
+            return crate::region::treating::settle(node, self, bill).await;
+        }
         let policy = self
             .refdata
             .policies
@@ -620,6 +646,12 @@ impl Medical {
                 -delta,
             ));
         }
+        let _region_window = match self.region.get() {
+            Some(node) => {
+                crate::region::treating::on_reverse(node, self, settlement, &mut if_posted).await?
+            }
+            None => None,
+        };
         let attachment = Attachment {
             always: vec![message_row(
                 env,
@@ -643,7 +675,10 @@ impl Medical {
         Ok(output)
     }
 
-    async fn account(&self, spec: crate::AccountSpec) -> Result<crate::AccountId, ApiError> {
+    pub(crate) async fn account(
+        &self,
+        spec: crate::AccountSpec,
+    ) -> Result<crate::AccountId, ApiError> {
         self.accounts.id(&self.ledger, spec).await.map_err(internal)
     }
 
@@ -659,7 +694,14 @@ impl Medical {
     }
 }
 
-fn delta_row(psn_no: &str, year: i64, setl_id: &str, sign: i64, name: String, delta: i64) -> Row {
+pub(crate) fn delta_row(
+    psn_no: &str,
+    year: i64,
+    setl_id: &str,
+    sign: i64,
+    name: String,
+    delta: i64,
+) -> Row {
     Row {
         table: Table::AccumulatorDeltas,
         values: vec![

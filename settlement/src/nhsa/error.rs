@@ -98,6 +98,10 @@ pub enum ApiError {
     /// The gateway headers are missing, stale, reused or the signature is wrong.
     #[error("网关认证失败 {0}")]
     Gateway(&'static str),
+    /// Cross-region settlement failed (insured region's node unreachable, outcome unknown and
+    /// reversed, or voided); the message says what the cashier does next.
+    #[error("异地结算失败 {0}")]
+    CrossRegion(String),
     /// The service is shutting down; retry with the same msgid.
     #[error("服务停止中 service is shutting down; retry with the same msgid")]
     ShuttingDown,
@@ -133,6 +137,7 @@ impl ApiError {
             ApiError::InsufficientBalance => "E2306",
             ApiError::MissingReferenceData(_) => "E2401",
             ApiError::Policy(_) => "E2402",
+            ApiError::CrossRegion(_) => "E2501",
             ApiError::ShuttingDown => "E9001",
             ApiError::Internal => "E9999",
         }
