@@ -162,7 +162,13 @@ async fn serve(
     tracing::info!(%listen, "settlement serving");
     state.ready.store(true, Ordering::Release);
     let shutdown_state = state.clone();
-    let mut router = app(state.clone());
+    // The open directory of card uses: public, read-only (`/api/directory/v1`, `/directory/`).
+    let directory = Arc::new(
+        settlement::directory::Directory::from_ledger(&ledger)
+            .await
+            .context("loading the application directory")?,
+    );
+    let mut router = app(state.clone()).merge(settlement::directory::api::router(directory));
     if let Some((region, regions)) = region {
         let options = settlement::region::NodeOptions::default();
         let (_, routes) = settlement::region::attach(&medical, state, &region, &regions, options)

@@ -130,6 +130,17 @@ fn run(args: &Args) -> Result<()> {
     if !status.success() {
         bail!("settlement import-persons failed; see settlement-import.log");
     }
+    let status = std::process::Command::new(bins.join("settlement-directory"))
+        .args(["--data-dir", &settlement_dir, "import", "--csv"])
+        .arg(fixtures.join("catalog/uses.csv"))
+        .args(["--by", "ssc-demo"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(data.join("directory-import.log"))?)
+        .status()
+        .context("running settlement-directory import")?;
+    if !status.success() {
+        bail!("settlement-directory import failed; see directory-import.log");
+    }
     let his_token = random_hex(16)?;
     let switch_port = free_port()?;
     let switch_url = format!("http://127.0.0.1:{switch_port}");
@@ -192,7 +203,15 @@ fn run(args: &Args) -> Result<()> {
         ));
         visits.push(visit);
     }
+    let uses: Value = get_ok(
+        &kiosk,
+        &format!("{switch_url}/api/directory/v1/uses?limit=1"),
+    )?;
+    let uses_total = uses["total"]
+        .as_u64()
+        .context("the directory API gave no total")?;
     print_summary(&visits, started.elapsed(), &data);
+    println_directory(&switch_url, uses_total);
     agent.stop();
     switch.stop();
     hsm.stop();
@@ -605,6 +624,13 @@ fn pad(text: &str, width: usize) -> String {
     }
     out.push_str(&" ".repeat(width - used));
     out
+}
+
+#[allow(clippy::print_stdout)]
+fn println_directory(switch_url: &str, uses_total: u64) {
+    println!(
+        "directory of card uses: {uses_total} uses (fixtures/catalog) served at {switch_url}/directory/ while the demo ran"
+    );
 }
 
 fn get_ok(client: &reqwest::blocking::Client, url: &str) -> Result<Value> {
