@@ -16,6 +16,11 @@
 //! internal_auth_alias = "ssc-int-auth"
 //! [switch]
 //! url = "http://127.0.0.1:9000"
+//! paas_id = "kiosk01"            # x-tif-paasid; the token comes from the variable below
+//! paas_token_env = "TERMINAL_AGENT_PAAS_TOKEN"
+//! fixmedins_code = "H11010500001"
+//! fixmedins_name = "..."
+//! mdtrtarea_admvs = "110000"
 //! ```
 
 use std::net::SocketAddr;
@@ -120,6 +125,12 @@ pub struct SwitchConfig {
     pub fixmedins_code: String,
     /// 就医地医保区划 (6 digits).
     pub mdtrtarea_admvs: String,
+    /// 定点医药机构名称 in every envelope.
+    pub fixmedins_name: String,
+    /// The gateway's `x-tif-paasid`; empty: no gateway headers are sent.
+    pub paas_id: String,
+    /// Name of the environment variable holding the gateway token (never the token itself).
+    pub paas_token_env: String,
 }
 
 impl Default for SwitchConfig {
@@ -131,6 +142,9 @@ impl Default for SwitchConfig {
             retry_max_ms: 60_000,
             fixmedins_code: "H00000000000".into(),
             mdtrtarea_admvs: "120000".into(),
+            fixmedins_name: String::new(),
+            paas_id: String::new(),
+            paas_token_env: "TERMINAL_AGENT_PAAS_TOKEN".into(),
         }
     }
 }
@@ -207,7 +221,7 @@ impl Config {
     }
 
     /// Applies `TERMINAL_AGENT_LISTEN`, `_DATA_DIR`, `_CARD_TIMEOUT_MS`, `_HSM_MODE`,
-    /// `_HSM_URL`, `_SWITCH_URL`, `_DEFAULT_READER` from `get`.
+    /// `_HSM_URL`, `_SWITCH_URL`, `_SWITCH_PAAS_ID`, `_DEFAULT_READER` from `get`.
     ///
     /// Errors: [`ConfigError::Invalid`] for a malformed value.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
@@ -246,6 +260,9 @@ impl Config {
         }
         if let Some(v) = get("TERMINAL_AGENT_SWITCH_URL") {
             self.switch.url = v;
+        }
+        if let Some(v) = get("TERMINAL_AGENT_SWITCH_PAAS_ID") {
+            self.switch.paas_id = v;
         }
         if let Some(v) = get("TERMINAL_AGENT_DEFAULT_READER") {
             self.default_reader = Some(v);

@@ -17,7 +17,8 @@ use clap::{Parser, Subcommand};
 use terminal_agent::api::{self, ApiSettings, AppState};
 use terminal_agent::authority::{Authority, AuthorityKeys, Token};
 use terminal_agent::config::{Config, HsmMode};
-use terminal_agent::journal::{Journal, SwitchClient, forwarder};
+use terminal_agent::journal::switch::{GatewayCredentials, PaasToken};
+use terminal_agent::journal::{EnvelopeHeader, Journal, SwitchClient, forwarder};
 use terminal_agent::reader::pcsc_backend::{PcscBackend, list_with_state};
 use terminal_agent::reader::{BackendFactory, CardBackend, Readers, ReadersConfig, Watcher};
 
@@ -138,7 +139,33 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let journal = Journal::open(&config.data_dir.join("journal.sqlite"))
             .await
             .context("opening the journal")?;
-        let client = SwitchClient::new(&config.switch.url, config.switch.timeout_ms)?;
+        let mut client = SwitchClient::new(&config.switch.url, config.switch.timeout_ms)?;
+        if !config.switch.paas_id.is_empty() {
+            let token = std::env::var(&config.switch.paas_token_env).with_context(|| {
+                format!(
+                    "the gateway token variable {} is not set",
+                    config.switch.paas_token_env
+                )
+            })?;
+            client = client.with_gateway(GatewayCredentials {
+                paas_id: config.switch.paas_id.clone(),
+                token: PaasToken::new(token),
+            });
+        }
+        api::settle::configure(api::settle::SettleContext {
+            journal: journal.clone(),
+            client: client.clone(),
+            header: EnvelopeHeader {
+                fixmedins_code: config.switch.fixmedins_code.clone(),
+                fixmedins_name: config.switch.fixmedins_name.clone(),
+                mdtrtarea_admvs: config.switch.mdtrtarea_admvs.clone(),
+                recer_sys_code: "HIS".into(),
+                opter_type: "2".into(),
+                opter: config.terminal_no.clone(),
+                opter_name: config.device_no.clone(),
+                sign_no: String::new(),
+            },
+        });
         forwarder_task = Some(tokio::spawn(forwarder::run(
             journal,
             client,

@@ -17,12 +17,17 @@ use utoipa::OpenApi;
         super::cards::verify_pin,
         super::unified::i_read_card_bas,
         super::unified::i_verify_pin,
+        super::settle::settle,
         super::events::events,
     ),
     components(schemas(
         crate::reader::ReaderInfo,
         crate::reader::ReaderEvent,
         crate::reader::ReaderEventKind,
+        super::settle::SettleBody,
+        super::settle::FeeLineBody,
+        super::settle::SettleView,
+        super::settle::SettleOutcome,
         super::ErrorBody,
     ))
 )]

@@ -5,11 +5,12 @@
 //!   30-character msgid.
 //! - [`store`]: SQLite (WAL, `synchronous = FULL`): a message is on disk **before** it is sent.
 //! - [`switch`]: the client of `POST /fsi/api/rsfComIfsService/callService`; a reply with
-//!   `infcode` 0 is an acknowledgement. The settlement switch of issue 5 does not exist yet:
-//!   this client follows the national envelope, and the tests play the switch with a small axum
-//!   server (a stand-in).
-//! - [`send`]: one settlement: journal, send, and on a timeout (outcome **unknown**, never
-//!   "failed": the switch may have settled) queue a 2601 reversal keyed by the original msgid.
+//!   `infcode` 0 is an acknowledgement; the gateway's `x-tif-*` headers when configured.
+//!   tests/journal.rs plays the switch with a small axum stand-in (faults on demand);
+//!   tests/switch_real.rs runs against the real `settlement serve`.
+//! - [`send`]: one message: journal, send, and on a timeout of a settlement (2207/2304; outcome
+//!   **unknown**, never "failed": the switch may have settled) queue a 2601 reversal keyed by the
+//!   original msgid.
 //! - [`forwarder`]: retries queued reversals with a doubling backoff until the switch
 //!   acknowledges them, across agent restarts (the schedule is in the database).
 

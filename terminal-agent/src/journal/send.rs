@@ -1,5 +1,6 @@
 //! Sending one business message (a settlement 2207/2304, a card payment): journal first, then
-//! send, then record the outcome. A timeout makes the outcome **unknown**: the message stays
+//! send, then record the outcome. A timeout of a settlement (2207/2304; other messages have no
+//! reversal and end `Unanswered`) makes the outcome **unknown**: the message stays
 //! `unknown` and a 2601 reversal naming it (omsgid, oinfno, psn_no) is queued for the
 //! [`super::forwarder`], which retries it until the switch acknowledges it.
 
@@ -31,13 +32,26 @@ pub enum SendOutcome {
         /// The msgid.
         msgid: String,
     },
-    /// No usable reply: the switch may have processed it. `reversal_msgid` is queued.
+    /// No usable reply to a query or preparatory message (1101, 2201, 2204 ...), which the
+    /// interface has no reversal for: the caller repeats or abandons the visit.
+    Unanswered {
+        /// The msgid.
+        msgid: String,
+    },
+    /// No usable reply to a settlement: the switch may have processed it. `reversal_msgid` is
+    /// queued.
     Unknown {
         /// The msgid.
         msgid: String,
         /// The queued 2601.
         reversal_msgid: String,
     },
+}
+
+/// Whether a 2601 can reverse `infno`: the settlements 2207 (outpatient) and 2304 (inpatient)
+/// (medical-settlement.md §1.6; the switch refuses a 2601 naming anything else).
+pub fn reversible(infno: &str) -> bool {
+    matches!(infno, "2207" | "2304")
 }
 
 /// Journals and sends one message `infno` with `input` for the person `psn_no` insured in
@@ -83,6 +97,13 @@ pub async fn send_message(
                 .update(&msgid, MessageState::NotDelivered, 0, Some("not delivered"))
                 .await?;
             Ok(SendOutcome::NotDelivered { msgid })
+        }
+        Err(e) if !reversible(infno) => {
+            tracing::warn!(msgid, infno, "no usable reply; nothing to reverse");
+            journal
+                .update(&msgid, MessageState::Unknown, 0, Some(&e.to_string()))
+                .await?;
+            Ok(SendOutcome::Unanswered { msgid })
         }
         Err(e) => {
             let reason = e.to_string();

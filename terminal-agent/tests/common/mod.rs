@@ -8,6 +8,7 @@
 //! [`slot_lock`] so they run one at a time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
+pub mod http_relay;
 pub mod relay;
 
 use std::path::{Path, PathBuf};
