@@ -117,12 +117,27 @@ async fn readers_card_and_openapi() {
         "/v1/iReadCardBas",
         "/v1/iVerifyPIN",
         "/v1/events",
+        "/v1/readers/{name}/settle",
     ] {
         assert!(
             doc["paths"].get(path).is_some(),
             "{path} missing from the OpenAPI document"
         );
     }
+    // This process never configures the settlement route: it refuses before touching the card.
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/v1/readers/VR%201/settle",
+        Some(
+            serde_json::json!({"chrg_bchno": "B1", "use_personal_account": true, "feedetail": []}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
     let (status, body) = call(&app, "GET", "/v1/readers/Nope/card", None).await;
     assert_eq!(
         (status, body["code"].as_str()),
