@@ -3,7 +3,7 @@
 //!
 //! - 3DES: first 3 bytes of 3DES_K(00×8) (ANSI X9.24-1 "KCV", AWS `ANSI_X9_24`).
 //! - AES: first 3 bytes of AES-CMAC_K(00×16) (AWS Payment Cryptography `CMAC` KCV, see
-//!   /work/shared/reference/card-hsm-anchors.md §4 and the AWS `WrappedKey` API).
+//!   ../shared/reference/card-hsm-anchors.md §4 and the AWS `WrappedKey` API).
 //! - SM4: first 3 bytes of SM4_K(00×16) — **our convention**, mirroring the 3DES rule (no
 //!   normative source for an SM4 KCV was found; Chinese HSMs commonly print it this way).
 

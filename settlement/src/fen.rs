@@ -1,7 +1,7 @@
 //! Exact money: `Fen`, a non-negative whole number of fen (分, 0.01 CNY).
 //!
 //! Amounts arrive at the edge as `rust_decimal::Decimal` yuan (the national interface writes every
-//! money field as decimal(16,2): /work/shared/reference/medical-settlement.md §1.4) and are stored as
+//! money field as decimal(16,2): ../shared/reference/medical-settlement.md §1.4) and are stored as
 //! integer fen (`BIGINT`). The only constructors check: at most 2 decimal places, not negative, at
 //! most [`Fen::MAX`]. There is no float anywhere on this path.
 

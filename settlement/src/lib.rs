@@ -10,7 +10,7 @@
 //!   written once per batch, balance conditions checked inside the serialised write.
 //! - SQLite (embedded default, WAL + synchronous=FULL) and PostgreSQL (production), one SQL path.
 //!
-//! Sources: /work/shared/reference/anchors-switch.md (TigerBeetle, Mojaloop features and failure
+//! Sources: ../shared/reference/anchors-switch.md (TigerBeetle, Mojaloop features and failure
 //! modes), limits.md (commit ceilings), medical-settlement.md (fund codes, division codes).
 //! **This crate is the only one that speaks SQL.**
 

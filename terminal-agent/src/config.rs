@@ -66,7 +66,7 @@ pub enum HsmMode {
     #[default]
     None,
     /// The `hsm` library in this process (key store in `hsm.data_dir`, LMK from `hsm.lmk_file`
-    /// or `HSM_LMK`).
+    /// or `HSM_LMK_HEX`).
     InProcess,
     /// `hsm serve` over HTTP.
     Http,
@@ -84,7 +84,7 @@ pub struct HsmConfig {
     pub token_env: String,
     /// Key store directory (in-process mode).
     pub data_dir: Option<PathBuf>,
-    /// LMK file (in-process mode); `HSM_LMK` when absent.
+    /// LMK file (in-process mode); `HSM_LMK_HEX` when absent.
     pub lmk_file: Option<PathBuf>,
     /// Alias of the RKSSSE external-authentication master key (usage `11`).
     pub external_auth_alias: String,

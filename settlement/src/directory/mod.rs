@@ -3,7 +3,7 @@
 //! it is live, the platform operations that serve it, and the public document that names it.
 //!
 //! - Data: `fixtures/catalog/uses.csv` holds only uses that public documents name (the official
-//!   102-item and 95-item lists were not found: /work/shared/reference/app-catalog.md); an
+//!   102-item and 95-item lists were not found: ../shared/reference/app-catalog.md); an
 //!   administrator imports the official list with `settlement-directory import --csv FILE --by
 //!   ACCOUNT`, and every import that changes something is a new VERSION with a per-use diff, its
 //!   time (UTC) and the importing account ([`Directory::import_csv`]).

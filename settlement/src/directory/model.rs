@@ -4,7 +4,7 @@
 //! (`parse`), so a `CardUse` in memory is always well formed.
 //!
 //! Sources: the categories are issue 8's list (就业创业 … 公共服务); the seven usage modes are the
-//! 用卡方式 of the HRSS "应用目录/全业务用卡" list (/work/shared/reference/app-catalog.md §2b); the
+//! 用卡方式 of the HRSS "应用目录/全业务用卡" list (../shared/reference/app-catalog.md §2b); the
 //! channels are issue 8's (window, kiosk, web, app, e-card; ssc-card.md §8 for the e-card).
 
 use std::cmp::Ordering;

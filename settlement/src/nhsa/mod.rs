@@ -1,5 +1,5 @@
 //! The national platform's interface at the edge (国家医疗保障信息平台 定点医药机构接口,
-//! /work/shared/reference/medical-settlement.md §1): the request/response envelope, each
+//! ../shared/reference/medical-settlement.md §1): the request/response envelope, each
 //! implemented infno's `input` and `output` with the interface's field names, money as exact
 //! literals, and the public error catalogue. Wire types stop here: `medical` works on domain
 //! types (`Fen`, `Admdvs`, `ClassifiedLine`, `Split`).

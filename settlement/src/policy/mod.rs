@@ -2,7 +2,7 @@
 //! second-tier funds 职工大额 / 居民大病) and the computation of one settlement's split into funds,
 //! personal account and cash, as the 2206/2207/2303/2304 reply shows it.
 //!
-//! Sources: /work/shared/reference/medical-settlement.md §1.4 (output fields and identities), §3
+//! Sources: ../shared/reference/medical-settlement.md §1.4 (output fields and identities), §3
 //! (cross-region: 就医地目录 + 参保地政策), §4 (parameters with grades), §5 (worked examples), and
 //! policy-params.csv. Tables are loaded from `fixtures/policy/<admdvs>.toml`, never compiled in;
 //! every figure there carries its grade (A/B/C) and source, and the engine's `setl_proc_info` trace
