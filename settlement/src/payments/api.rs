@@ -7,6 +7,9 @@
 //! icc_data_hex}` → `{response_code, approved_fen, rrn, stan, auth_code, arpc_hex}`.
 //! `POST /payments/v1/refund`, `/payments/v1/void` `{terminal_id, merchant_id, original_rrn,
 //! amount_fen}` → the same reply shape.
+//! A purchase may carry `terminal_txn_id` (1..=32 ASCII letters, digits, `-`; unique per
+//! terminal); `POST /payments/v1/reversal` `{terminal_id, merchant_id, terminal_txn_id}` →
+//! `{response_code}` undoes that purchase whatever happened to it ([`super::terminal`]).
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -19,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::adjust::AdjustRequest;
 use super::icc::ICC_DATA_LEN_MAX;
 use super::switch::{PaymentOutcome, PurchaseRequest, Switch};
+use super::terminal::TerminalReversal;
 use super::{PaymentError, codes};
 
 /// Largest request body, bytes.
@@ -42,6 +46,29 @@ pub struct PurchaseBody {
     pub currency: String,
     /// Field 55, hex.
     pub icc_data_hex: String,
+    /// The terminal's own id of this purchase (optional), for a later reversal.
+    #[serde(default)]
+    pub terminal_txn_id: Option<String>,
+}
+
+/// A terminal's reversal on the wire.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReversalBody {
+    /// Field 41.
+    pub terminal_id: String,
+    /// Field 42.
+    pub merchant_id: String,
+    /// The terminal's id of the purchase to reverse.
+    pub terminal_txn_id: String,
+}
+
+/// The reply to a terminal's reversal.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReversalReply {
+    /// Field 39: `00` done (or nothing to undo), `91` in flight (retry), `30` malformed, `12`
+    /// another merchant's id, `96` switch fault (retry).
+    pub response_code: String,
 }
 
 /// A refund or void on the wire.
@@ -94,6 +121,7 @@ pub fn router(switch: Switch) -> Router {
         .route("/payments/v1/purchase", post(purchase))
         .route("/payments/v1/refund", post(refund))
         .route("/payments/v1/void", post(void))
+        .route("/payments/v1/reversal", post(reversal))
         .layer(DefaultBodyLimit::max(PAYMENT_BODY_LEN_MAX))
         .with_state(switch)
 }
@@ -148,7 +176,11 @@ async fn purchase(State(switch): State<Switch>, Json(body): Json<PurchaseBody>) 
         currency: body.currency,
         icc_data,
     };
-    reply(switch.purchase(&request).await)
+    reply(
+        switch
+            .purchase_with_terminal_txn(&request, body.terminal_txn_id.as_deref())
+            .await,
+    )
 }
 
 fn adjust_request(body: AdjustBody) -> AdjustRequest {
@@ -166,4 +198,25 @@ async fn refund(State(switch): State<Switch>, Json(body): Json<AdjustBody>) -> R
 
 async fn void(State(switch): State<Switch>, Json(body): Json<AdjustBody>) -> Response {
     reply(switch.void(&adjust_request(body)).await)
+}
+
+async fn reversal(State(switch): State<Switch>, Json(body): Json<ReversalBody>) -> Response {
+    let request = TerminalReversal {
+        terminal_id: body.terminal_id,
+        merchant_id: body.merchant_id,
+        terminal_txn_id: body.terminal_txn_id,
+    };
+    match switch.terminal_reversal(&request).await {
+        Ok(response_code) => Json(ReversalReply { response_code }).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "terminal reversal failed inside the switch");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(ReversalReply {
+                    response_code: codes::SYSTEM_MALFUNCTION.to_owned(),
+                }),
+            )
+                .into_response()
+        }
+    }
 }

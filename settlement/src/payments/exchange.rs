@@ -41,6 +41,23 @@ impl Switch {
         txn: &TxnRow,
         request: &mut Message,
     ) -> Result<Answer, PaymentError> {
+        // Without a terminal transaction id nothing can be refused as already claimed.
+        Ok(self
+            .send_with_reversal_claimed(bank, txn, request, None)
+            .await?
+            .unwrap_or(Answer::Silence))
+    }
+
+    /// As [`Switch::send_with_reversal`], claiming the terminal's transaction id with the
+    /// transaction row; `None` (nothing written, nothing sent) when the terminal already used or
+    /// voided that id.
+    pub(super) async fn send_with_reversal_claimed(
+        &self,
+        bank: &Bank,
+        txn: &TxnRow,
+        request: &mut Message,
+        terminal_txn_id: Option<&str>,
+    ) -> Result<Option<Answer>, PaymentError> {
         let now = Moment::now();
         let mut reversal = Message::new(Mti::REVERSAL_REQUEST)
             .with(4, format!("{:012}", txn.amount_fen).into_bytes())
@@ -59,29 +76,33 @@ impl Switch {
             reversal.set(3, code.to_vec());
         }
         let reversal_hex = hex::encode_upper(iso8583::pack(&reversal)?);
-        store::insert_txn(
+        if !store::insert_txn_claimed(
             self.inner.ledger.store(),
             txn,
             Some(&reversal_hex),
+            terminal_txn_id,
             now.unix_ms,
         )
-        .await?;
+        .await?
+        {
+            return Ok(None);
+        }
         let packed = self.mac_and_pack(bank, request)?;
         let Some(link) = self.inner.links.get(&bank.code) else {
-            return Ok(Answer::Silence);
+            return Ok(Some(Answer::Silence));
         };
         match link.exchange(request, &packed).await {
             Ok((raw, response)) => {
                 if !self.mac_ok(bank, &raw, &response) || response.text(39).is_none() {
                     tracing::error!(bank = %bank.code, stan = %txn.stan, "issuer response with a bad MAC: reversing");
-                    Ok(Answer::BadMac)
+                    Ok(Some(Answer::BadMac))
                 } else {
-                    Ok(Answer::Response(response))
+                    Ok(Some(Answer::Response(response)))
                 }
             }
             Err(e) => {
                 tracing::warn!(bank = %bank.code, stan = %txn.stan, pan = %txn.pan_masked, error = %e, "no answer from the issuer: reversal pending");
-                Ok(Answer::Silence)
+                Ok(Some(Answer::Silence))
             }
         }
     }

@@ -13,10 +13,11 @@
 //! - [`clearing`]: cut-off, net settlement, clearing files, reconciliation.
 //! - [`adjust`]: refunds and same-day voids; [`qr`]: partner QR tokens (SM2); [`risk`]: checks
 //!   before routing; [`acquirer`]: inbound ISO 8583 for POS terminals; [`api`]: the terminals'
-//!   JSON API.
-//! - `store`: the SQL (migrations/*/0100_payments.sql, 0101_payments_qr.sql).
+//!   JSON API; [`terminal`]: a terminal's reversal of a purchase it got no answer for.
+//! - `store`: the SQL (migrations/*/0100_payments.sql, 0101_payments_qr.sql,
+//!   0102_payments_terminal_txn.sql).
 //!
-//! Sources: /work/shared/reference/card-hsm-anchors.md §3-§5 (EMV flow, ARQC/ARPC, HSM
+//! Sources: ../shared/reference/card-hsm-anchors.md §3-§5 (EMV flow, ARQC/ARPC, HSM
 //! semantics), anchors-switch.md §3 and §6(d) (jPOS practice, failure modes).
 
 pub mod acquirer;
@@ -32,6 +33,7 @@ pub mod risk;
 pub mod routing;
 mod store;
 pub mod switch;
+pub mod terminal;
 
 pub use clock::Moment;
 pub use routing::RoutingTable;

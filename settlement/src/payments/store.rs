@@ -96,15 +96,19 @@ pub struct PendingReversal {
     pub attempts: i64,
 }
 
-/// Inserts `txn` and, when `reversal_hex` is given, its ARMED reversal, in one transaction.
+/// Inserts `txn` and, when `reversal_hex` is given, its ARMED reversal, in one transaction;
+/// when `terminal_txn_id` is given, claims it for this transaction in `pay_terminal_txns`
+/// (migrations/*/0102_payments_terminal_txn.sql) in the same transaction. Returns `false`
+/// (nothing written) when the terminal already used or voided that id.
 ///
 /// Errors: [`PaymentError::Store`] (including a repeated txn_id).
-pub(crate) async fn insert_txn(
+pub(crate) async fn insert_txn_claimed(
     store: &Store,
     txn: &TxnRow,
     reversal_hex: Option<&str>,
+    terminal_txn_id: Option<&str>,
     now_ms: i64,
-) -> Result<(), PaymentError> {
+) -> Result<bool, PaymentError> {
     let sql = concat!(
         "INSERT INTO pay_txns (",
         txn_columns!(),
@@ -145,9 +149,28 @@ pub(crate) async fn insert_txn(
             .execute(&mut *tx)
             .await?;
         }
+        if let Some(id) = terminal_txn_id {
+            let claimed = sqlx::query(
+                "INSERT INTO pay_terminal_txns (terminal_id, terminal_txn_id, merchant_id, \
+                 txn_id, created_at_ms) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (terminal_id, terminal_txn_id) DO NOTHING",
+            )
+            .bind(&txn.terminal_id)
+            .bind(id)
+            .bind(&txn.merchant_id)
+            .bind(&txn.txn_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if claimed == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+        }
         tx.commit().await?;
     });
-    Ok(())
+    Ok(true)
 }
 
 /// Records the outcome of `txn_id`; `reversal_state` moves its reversal (from `armed`).

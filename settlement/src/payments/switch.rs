@@ -364,6 +364,21 @@ impl Switch {
     ///
     /// Errors: [`PaymentError::Store`], [`PaymentError::Ledger`], [`PaymentError::Hsm`].
     pub async fn purchase(&self, req: &PurchaseRequest) -> Result<PaymentOutcome, PaymentError> {
+        self.purchase_with_terminal_txn(req, None).await
+    }
+
+    /// A purchase carrying the terminal's own transaction id (1..=32 ASCII letters, digits or
+    /// `-`, unique per terminal), recorded with the transaction so that the terminal can reverse
+    /// it when the answer does not reach it ([`Switch::terminal_reversal`]). An id the terminal
+    /// already used or voided is refused with `94` (nothing sent, nothing posted); a malformed id
+    /// with `30`.
+    ///
+    /// Errors: as [`Switch::purchase`].
+    pub async fn purchase_with_terminal_txn(
+        &self,
+        req: &PurchaseRequest,
+        terminal_txn_id: Option<&str>,
+    ) -> Result<PaymentOutcome, PaymentError> {
         let pan = req.pan.expose();
         let masked = mask_pan(pan);
         let refuse = |code: &str, why: &str| {
@@ -376,6 +391,9 @@ impl Switch {
             || !req.merchant_id.bytes().all(|b| b.is_ascii_alphanumeric())
         {
             return refuse(codes::FORMAT_ERROR, "terminal or merchant id malformed");
+        }
+        if terminal_txn_id.is_some_and(|id| !super::terminal::terminal_txn_id_ok(id)) {
+            return refuse(codes::FORMAT_ERROR, "terminal transaction id malformed");
         }
         if req.amount_fen <= 0 || req.amount_fen > 999_999_999_999 {
             return refuse(codes::INVALID_AMOUNT, "amount out of range");
@@ -445,7 +463,9 @@ impl Switch {
             pan_ref,
             masked,
         };
-        let outcome = self.send_sale(route.bank, sale, &now).await?;
+        let outcome = self
+            .send_sale_claimed(route.bank, sale, &now, terminal_txn_id)
+            .await?;
         let arpc = match &outcome.response_code {
             c if c == codes::ISSUER_INOPERATIVE || c == codes::MAC_FAILED => None,
             c => {
@@ -494,6 +514,18 @@ impl Switch {
         sale: Sale<'_>,
         now: &Moment,
     ) -> Result<PaymentOutcome, PaymentError> {
+        self.send_sale_claimed(bank, sale, now, None).await
+    }
+
+    /// As [`Switch::send_sale`], claiming the terminal's transaction id with the transaction
+    /// row; refused with `94` (nothing sent) when the terminal already used or voided it.
+    pub(super) async fn send_sale_claimed(
+        &self,
+        bank: &Bank,
+        sale: Sale<'_>,
+        now: &Moment,
+        terminal_txn_id: Option<&str>,
+    ) -> Result<PaymentOutcome, PaymentError> {
         let stan = self.next_stan();
         let rrn = format!("{}{:02}{}", now.local_date(), now.hour, stan);
         let mut request = Message::new(Mti::FINANCIAL_REQUEST)
@@ -537,7 +569,13 @@ impl Switch {
             business_date: now.business_date(),
             created_at_ms: now.unix_ms,
         };
-        let answer = self.send_with_reversal(bank, &txn, &mut request).await?;
+        let Some(answer) = self
+            .send_with_reversal_claimed(bank, &txn, &mut request, terminal_txn_id)
+            .await?
+        else {
+            tracing::warn!(terminal = %txn.terminal_id, pan = %txn.pan_masked, "purchase refused: the terminal already used or voided its transaction id");
+            return Ok(PaymentOutcome::refused(codes::DUPLICATE));
+        };
         self.settle_answer(bank, &txn, answer, Direction::Purchase)
             .await
     }
