@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::routing::post;
 use serde_json::{Value, json};
 use terminal_agent::journal::forwarder::{self, Backoff};
+use terminal_agent::journal::sweep::IN_DOUBT_NOTE;
 use terminal_agent::journal::{
     EnvelopeHeader, Journal, MSGID_LEN, MessageState, SendOutcome, SwitchClient, send_message,
 };
@@ -362,4 +363,140 @@ async fn a_reversal_the_switch_rejects_waits_for_an_operator() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// Starts `send_message` for `infno` against the (slow) stand-in and kills it once the switch
+/// has the message: the agent "dies" between journaling and reading the answer. Returns the
+/// msgid the switch received.
+async fn send_then_crash(
+    journal: &Journal,
+    switch: &Switch,
+    client: &SwitchClient,
+    infno: &str,
+) -> String {
+    let seen = switch.received.lock().unwrap().len();
+    let task = tokio::spawn({
+        let (journal, client, infno) = (journal.clone(), client.clone(), infno.to_owned());
+        async move {
+            send_message(
+                &journal,
+                &client,
+                &header(),
+                &infno,
+                "12000000000000000001",
+                "120101",
+                settlement_input(),
+            )
+            .await
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while switch.received.lock().unwrap().len() == seen {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the switch never got {infno}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    let sent = switch.received.lock().unwrap()[seen].clone();
+    assert_eq!(sent["infno"], infno);
+    sent["msgid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_left_sending_by_a_crash_is_reversed_exactly_once_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.sqlite");
+    let (journal, switch) = setup(dir.path()).await;
+    *switch.behaviour.lock().unwrap() = Behaviour::Slow;
+    let (addr, _task) = serve(switch.clone(), "127.0.0.1:0".parse().unwrap()).await;
+    // A timeout far past the stand-in's delay: the send is killed, never timed out.
+    let client = SwitchClient::new(&format!("http://{addr}"), 10_000).unwrap();
+    let settlement = send_then_crash(&journal, &switch, &client, "2207").await;
+    let query = send_then_crash(&journal, &switch, &client, "1101").await;
+    for msgid in [&settlement, &query] {
+        assert_eq!(
+            journal.get(msgid).await.unwrap().unwrap().state,
+            MessageState::Sending
+        );
+    }
+    assert!(
+        journal
+            .due_reversals(i64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The crash: the handle goes away without anything being recorded or closed.
+    drop(journal);
+
+    // Reopening sweeps: the 2207 is unknown with a 2601 queued, the 1101 unanswered.
+    let journal = Journal::open(&path).await.unwrap();
+    let original = journal.get(&settlement).await.unwrap().unwrap();
+    assert_eq!(original.state, MessageState::Unknown);
+    assert_eq!(original.last_error.as_deref(), Some(IN_DOUBT_NOTE));
+    let reversal = journal.reversal_of(&settlement).await.unwrap().unwrap();
+    assert_eq!(
+        (reversal.infno.as_str(), reversal.state),
+        ("2601", MessageState::Queued)
+    );
+    let body: Value = serde_json::from_str(&reversal.body).unwrap();
+    // medical-settlement.md §1.6: 2601 names psn_no, omsgid (original msgid), oinfno; the
+    // header is the original envelope's.
+    assert_eq!(body["infno"], "2601");
+    assert_eq!(body["msgid"], reversal.msgid.as_str());
+    assert_eq!(body["input"]["data"]["omsgid"], settlement.as_str());
+    assert_eq!(body["input"]["data"]["oinfno"], "2207");
+    assert_eq!(body["input"]["data"]["psn_no"], "12000000000000000001");
+    assert_eq!(body["fixmedins_code"], "H12010100001");
+    assert_eq!(body["insuplc_admdvs"], "120101");
+    assert_eq!(body["opter"], "KIOSK01");
+    let unanswered = journal.get(&query).await.unwrap().unwrap();
+    assert_eq!(unanswered.state, MessageState::Unknown);
+    assert_eq!(unanswered.last_error.as_deref(), Some(IN_DOUBT_NOTE));
+    assert!(
+        journal.reversal_of(&query).await.unwrap().is_none(),
+        "no 2601 for a 1101"
+    );
+
+    // Idempotent: another restart queues nothing more.
+    journal.close().await;
+    let journal = Journal::open(&path).await.unwrap();
+    let queued = journal.due_reversals(i64::MAX, 10).await.unwrap();
+    assert_eq!(
+        queued.iter().map(|m| m.msgid.as_str()).collect::<Vec<_>>(),
+        [reversal.msgid.as_str()]
+    );
+
+    // The stand-in answers: the forwarder lands the reversal once, then has nothing to send.
+    *switch.behaviour.lock().unwrap() = Behaviour::Answer;
+    let backoff = Backoff::new(100, 100);
+    assert_eq!(
+        forwarder::pass(&journal, &client, backoff).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        forwarder::pass(&journal, &client, backoff).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        journal.get(&reversal.msgid).await.unwrap().unwrap().state,
+        MessageState::Acknowledged
+    );
+    journal.close().await;
+    let journal = Journal::open(&path).await.unwrap();
+    assert!(
+        journal
+            .due_reversals(i64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let received = switch.received.lock().unwrap().clone();
+    let reversals: Vec<&Value> = received.iter().filter(|e| e["infno"] == "2601").collect();
+    assert_eq!(reversals.len(), 1);
+    assert_eq!(*reversals[0], body);
+    journal.close().await;
 }

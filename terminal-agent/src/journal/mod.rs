@@ -13,14 +13,17 @@
 //!   original msgid.
 //! - [`forwarder`]: retries queued reversals with a doubling backoff until the switch
 //!   acknowledges them, across agent restarts (the schedule is in the database).
+//! - [`sweep`]: on open, resolves messages a crash left `sending` (a settlement gets its 2601).
 
 pub mod envelope;
 pub mod forwarder;
 pub mod send;
 pub mod store;
+pub mod sweep;
 pub mod switch;
 
 pub use envelope::{Envelope, EnvelopeHeader, MSGID_LEN};
 pub use send::{SendOutcome, send_message};
 pub use store::{Journal, JournalError, MessageState, StoredMessage};
+pub use sweep::{SweepReport, sweep};
 pub use switch::{SwitchClient, SwitchError, SwitchReply};

@@ -40,6 +40,13 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_due ON messages (state, next_attempt_ms);
 ";
 
+/// Migration 2: at most one reversal per original message (the sweep after a crash and the
+/// timeout path must never queue two).
+const MIGRATION_2: &str = "
+CREATE UNIQUE INDEX IF NOT EXISTS messages_one_reversal ON messages (original_msgid)
+    WHERE original_msgid IS NOT NULL;
+";
+
 /// Why the journal failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -155,9 +162,10 @@ pub fn now_ms() -> i64 {
 }
 
 impl Journal {
-    /// Opens (creating if needed) the journal at `path`.
+    /// Opens (creating if needed) the journal at `path`, then sweeps the messages a crash left
+    /// in doubt ([`super::sweep`]: a 2207/2304 left `sending` gets its 2601 queued).
     ///
-    /// Errors: [`JournalError::Database`].
+    /// Errors: [`JournalError`].
     pub async fn open(path: &Path) -> Result<Self, JournalError> {
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
@@ -169,7 +177,18 @@ impl Journal {
             .connect_with(options)
             .await?;
         sqlx::raw_sql(MIGRATION_1).execute(&pool).await?;
-        Ok(Self { pool })
+        sqlx::raw_sql(MIGRATION_2).execute(&pool).await?;
+        let journal = Self { pool };
+        let report = super::sweep::sweep(&journal).await?;
+        if report != super::sweep::SweepReport::default() {
+            tracing::warn!(
+                reversals_queued = report.reversals_queued.len(),
+                unanswered = report.unanswered.len(),
+                unresolvable = report.unresolvable.len(),
+                "journal: messages in doubt after a restart resolved"
+            );
+        }
+        Ok(journal)
     }
 
     /// Closes the pool (a test's "agent stops").
@@ -282,6 +301,21 @@ impl Journal {
             .iter()
             .map(from_row)
             .collect()
+    }
+
+    /// The reversal (2601) of `original_msgid`, in any state, if one was journaled.
+    ///
+    /// Errors: [`JournalError`].
+    pub async fn reversal_of(
+        &self,
+        original_msgid: &str,
+    ) -> Result<Option<StoredMessage>, JournalError> {
+        sqlx::query("SELECT * FROM messages WHERE original_msgid = ?1")
+            .bind(original_msgid)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| from_row(&row))
+            .transpose()
     }
 
     /// Messages left in `sending` by a crash (outcome unknown), for the operator or a sweep.
