@@ -13,10 +13,13 @@
 //!   original msgid.
 //! - [`forwarder`]: retries queued reversals with a doubling backoff until the switch
 //!   acknowledges them, across agent restarts (the schedule is in the database).
+//! - [`payrev`]: payment reversals from the terminal (`POST /payments/v1/reversal`), journaled
+//!   and retried until the switch answers `00`.
 //! - [`sweep`]: on open, resolves messages a crash left `sending` (a settlement gets its 2601).
 
 pub mod envelope;
 pub mod forwarder;
+pub mod payrev;
 pub mod send;
 pub mod store;
 pub mod sweep;

@@ -285,7 +285,7 @@ impl Journal {
             .transpose()
     }
 
-    /// Reversals due at `now_ms`, oldest first, at most `limit`.
+    /// 2601 reversals due at `now_ms`, oldest first, at most `limit`.
     ///
     /// Errors: [`JournalError`].
     pub async fn due_reversals(
@@ -293,9 +293,24 @@ impl Journal {
         now_ms: i64,
         limit: u32,
     ) -> Result<Vec<StoredMessage>, JournalError> {
-        sqlx::query("SELECT * FROM messages WHERE state = 'queued' AND next_attempt_ms <= ?1 ORDER BY next_attempt_ms, msgid LIMIT ?2")
+        self.due_of_kind(super::envelope::INFNO_REVERSAL, now_ms, limit)
+            .await
+    }
+
+    /// Queued messages of `infno` (2601, or [`super::payrev::INFNO_PAYMENT_REVERSAL`]) due at
+    /// `now_ms`, oldest first, at most `limit`.
+    ///
+    /// Errors: [`JournalError`].
+    pub async fn due_of_kind(
+        &self,
+        infno: &str,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, JournalError> {
+        sqlx::query("SELECT * FROM messages WHERE state = 'queued' AND infno = ?3 AND next_attempt_ms <= ?1 ORDER BY next_attempt_ms, msgid LIMIT ?2")
             .bind(now_ms)
             .bind(i64::from(limit))
+            .bind(infno)
             .fetch_all(&self.pool)
             .await?
             .iter()
