@@ -166,6 +166,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 sign_no: String::new(),
             },
         });
+        api::payment::configure_journal(journal.clone());
+        if let Some(payments) = api::payment::reversal_client() {
+            tokio::spawn(terminal_agent::journal::payrev::run(
+                journal.clone(),
+                payments,
+                forwarder::Backoff::new(config.switch.retry_initial_ms, config.switch.retry_max_ms),
+            ));
+        }
         forwarder_task = Some(tokio::spawn(forwarder::run(
             journal,
             client,

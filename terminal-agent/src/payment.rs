@@ -13,7 +13,10 @@
 //!
 //! No answer from the switch in time: the card is finished with AAC and the cashier told the
 //! outcome is unknown; the switch's own reversal outbox undoes any issuer approval (the switch
-//! answers 91 before the terminal's timeout whenever the issuer is silent).
+//! answers 91 before the terminal's timeout whenever the issuer is silent). With a journal, the
+//! terminal also journals its own reversal naming the purchase's `terminal_txn_id`
+//! ([`crate::journal::payrev`]: `POST /payments/v1/reversal`, retried until `00`), so an answer
+//! lost on the way back is undone too.
 
 use std::time::Duration;
 
@@ -25,6 +28,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::card::CountingTransport;
 use crate::error::AgentError;
+use crate::journal::Journal;
+use crate::journal::payrev::{self, PaymentReversal};
 use crate::reader::CardLink;
 
 /// The terminal's side of one purchase.
@@ -44,6 +49,9 @@ pub struct PurchaseSetup {
     pub time: [u8; 3],
     /// Unpredictable number (9F37), fresh per transaction.
     pub unpredictable_number: [u8; 4],
+    /// The terminal's id of this purchase (1-32 of `[A-Za-z0-9-]`, unique per terminal), sent
+    /// with it and named by its reversal (settlement/src/payments/terminal.rs).
+    pub terminal_txn_id: String,
 }
 
 /// What the card gave for the authorisation request (the PAN is needed by the switch and kept
@@ -212,6 +220,7 @@ pub async fn authorise(
         "amount_fen": setup.amount_fen,
         "currency": "156",
         "icc_data_hex": hex::encode_upper(&card.icc_data),
+        "terminal_txn_id": setup.terminal_txn_id,
     });
     let url = format!("{}/payments/v1/purchase", switch_url.trim_end_matches('/'));
     let response = client
@@ -296,6 +305,9 @@ pub struct PurchaseReceipt {
     pub answer: Option<SwitchAnswer>,
     /// How the card finished.
     pub completion: Completion,
+    /// When the switch did not answer and a journal was given: the journal msgid of the queued
+    /// payment reversal (outcome unknown, reversal pending).
+    pub reversal_msgid: Option<String>,
 }
 
 /// Where the switch is and how long the terminal waits for it.
@@ -312,14 +324,24 @@ pub struct SwitchEndpoint {
 /// state between the two GENERATE ACs only within one session): the authorisation request is
 /// sent from inside the card job, on the runtime `handle`.
 ///
-/// Errors: reader/card faults, [`AgentError::BadRequest`] for a bad setup.
+/// Without an answer, a payment reversal is journaled in `journal` (when given) before the card
+/// is finished.
+///
+/// Errors: reader/card faults, [`AgentError::BadRequest`] for a bad setup (an invalid
+/// `terminal_txn_id` included), [`AgentError::Internal`] when the reversal cannot be journaled.
 pub async fn purchase(
     readers: &crate::reader::Readers,
     reader: &str,
     client: reqwest::Client,
     endpoint: SwitchEndpoint,
     setup: PurchaseSetup,
+    journal: Option<Journal>,
 ) -> Result<PurchaseReceipt, AgentError> {
+    if !payrev::terminal_txn_id_ok(&setup.terminal_txn_id) {
+        return Err(AgentError::BadRequest(
+            "terminal_txn_id must be 1-32 of [A-Za-z0-9-]".into(),
+        ));
+    }
     let handle = tokio::runtime::Handle::current();
     // The card job may last the terminal's timeout plus the card work.
     let job_timeout_ms = endpoint.timeout_ms.saturating_add(10_000);
@@ -327,15 +349,29 @@ pub async fn purchase(
         .run(reader, job_timeout_ms, move |link| {
             let card = begin_purchase(link, &setup)?;
             let answer = handle.block_on(authorise(&client, &endpoint.url, &setup, &card, endpoint.timeout_ms));
-            let answer = match answer {
-                Ok(a) => Some(a),
+            let (answer, reversal_msgid) = match answer {
+                Ok(a) => (Some(a), None),
                 Err(e) => {
                     tracing::warn!(terminal = %setup.terminal_id, error = %e, "no answer from the switch: declining on the card");
-                    None
+                    let reversal = match &journal {
+                        Some(journal) => {
+                            let request = PaymentReversal {
+                                terminal_id: setup.terminal_id.clone(),
+                                merchant_id: setup.merchant_id.clone(),
+                                terminal_txn_id: setup.terminal_txn_id.clone(),
+                            };
+                            let msgid = handle
+                                .block_on(payrev::queue_payment_reversal(journal, &request))
+                                .map_err(|e| AgentError::Internal(format!("journaling the payment reversal: {e}")))?;
+                            Some(msgid)
+                        }
+                        None => None,
+                    };
+                    (None, reversal)
                 }
             };
             let completion = complete_purchase(link, &card, answer.as_ref())?;
-            Ok(PurchaseReceipt { answer, completion })
+            Ok(PurchaseReceipt { answer, completion, reversal_msgid })
         })
         .await
 }

@@ -1,7 +1,9 @@
 //! `POST /v1/readers/{name}/purchase` `{"amount_fen": N}`: a card purchase through the switch
 //! ([`crate::payment`]), answered with the issuer's response code and how the card finished.
 //! A decline is HTTP 200 (the cashier acts on `response_code`); an unanswered authorisation is
-//! 200 with `response_code` null and the card finished with AAC.
+//! 200 with `response_code` null and the card finished with AAC; with a journal
+//! ([`configure_journal`]) the terminal's reversal of it is then journaled and
+//! `reversal_pending` is true.
 //!
 //! Settings ([`PaymentConfig`]): given once with [`configure`], else from the environment
 //! (`SSC_SWITCH_URL`, `SSC_TERMINAL_ID` 8 characters, `SSC_MERCHANT_ID` 15, `SSC_MERCHANT_NAME`,
@@ -16,6 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState};
 use crate::error::AgentError;
+use crate::journal::Journal;
+use crate::journal::payrev::PaymentsClient;
 use crate::payment::{self, PurchaseSetup, SwitchEndpoint};
 
 /// Where purchases go and who the terminal is.
@@ -34,6 +38,25 @@ pub struct PaymentConfig {
 }
 
 static CONFIG: OnceLock<PaymentConfig> = OnceLock::new();
+
+static JOURNAL: OnceLock<Journal> = OnceLock::new();
+
+/// Sets the journal that purchase timeouts journal their payment reversal in (once; later calls
+/// are ignored); returns whether this call set it. Without it no reversal is journaled.
+pub fn configure_journal(journal: Journal) -> bool {
+    JOURNAL.set(journal).is_ok()
+}
+
+/// The client of the switch's payment reversal route, from the payment settings (None when
+/// payments are not configured); its timeout is the authorisation timeout.
+pub fn reversal_client() -> Option<PaymentsClient> {
+    let config = config()?;
+    Some(PaymentsClient::new(
+        reqwest::Client::new(),
+        &config.switch_url,
+        config.timeout_ms,
+    ))
+}
 
 /// Sets the payment settings once (later calls are ignored); returns whether this call set them.
 pub fn configure(config: PaymentConfig) -> bool {
@@ -79,6 +102,11 @@ pub struct PurchaseView {
     pub issuer_authenticated: Option<bool>,
     /// How the card finished: `TC` (approved) or `AAC` (declined).
     pub card_result: String,
+    /// The purchase's `terminal_txn_id` (1-32 of `[A-Za-z0-9-]`), as sent to the switch.
+    pub terminal_txn_id: String,
+    /// True when the switch did not answer and the terminal's reversal of the purchase is
+    /// journaled and pending (outcome unknown until the switch acknowledges it).
+    pub reversal_pending: bool,
 }
 
 fn bcd(v: u8) -> u8 {
@@ -100,6 +128,15 @@ pub async fn purchase(
     let mut un = [0u8; 4];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut un)
         .map_err(|_| AgentError::Internal("no system randomness".into()))?;
+    let mut txn = [0u8; 6];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut txn)
+        .map_err(|_| AgentError::Internal("no system randomness".into()))?;
+    // Unix ms (13 digits until 2286) + '-' + 12 hex digits: 26 characters of [0-9A-F-].
+    let terminal_txn_id = format!(
+        "{}-{}",
+        crate::journal::store::now_ms(),
+        hex::encode_upper(txn)
+    );
     let yy = u8::try_from(now.year().rem_euclid(100)).unwrap_or(0);
     let setup = PurchaseSetup {
         amount_fen: body.amount_fen,
@@ -109,6 +146,7 @@ pub async fn purchase(
         date: [bcd(yy), bcd(u8::from(now.month())), bcd(now.day())],
         time: [bcd(now.hour()), bcd(now.minute()), bcd(now.second())],
         unpredictable_number: un,
+        terminal_txn_id: terminal_txn_id.clone(),
     };
     let endpoint = SwitchEndpoint {
         url: config.switch_url,
@@ -120,6 +158,7 @@ pub async fn purchase(
         reqwest::Client::new(),
         endpoint,
         setup,
+        JOURNAL.get().cloned(),
     )
     .await?;
     let answer = receipt.answer;
@@ -136,5 +175,7 @@ pub async fn purchase(
             CryptogramType::Rfu => "RFU",
         }
         .to_owned(),
+        terminal_txn_id,
+        reversal_pending: receipt.reversal_msgid.is_some(),
     }))
 }
