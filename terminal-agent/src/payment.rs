@@ -49,9 +49,6 @@ pub struct PurchaseSetup {
     pub time: [u8; 3],
     /// Unpredictable number (9F37), fresh per transaction.
     pub unpredictable_number: [u8; 4],
-    /// The terminal's id of this purchase (1-32 of `[A-Za-z0-9-]`, unique per terminal), sent
-    /// with it and named by its reversal (settlement/src/payments/terminal.rs).
-    pub terminal_txn_id: String,
 }
 
 /// What the card gave for the authorisation request (the PAN is needed by the switch and kept
@@ -212,7 +209,22 @@ pub async fn authorise(
     card: &CardAuthorisation,
     timeout_ms: u64,
 ) -> Result<SwitchAnswer, AgentError> {
-    let body = serde_json::json!({
+    authorise_identified(client, switch_url, setup, card, timeout_ms, None).await
+}
+
+/// [`authorise`], naming the purchase `terminal_txn_id` (1-32 of `[A-Za-z0-9-]`, unique per
+/// terminal; settlement/src/payments/terminal.rs) when given, for a later reversal.
+///
+/// Errors: as [`authorise`].
+pub async fn authorise_identified(
+    client: &reqwest::Client,
+    switch_url: &str,
+    setup: &PurchaseSetup,
+    card: &CardAuthorisation,
+    timeout_ms: u64,
+    terminal_txn_id: Option<&str>,
+) -> Result<SwitchAnswer, AgentError> {
+    let mut body = serde_json::json!({
         "terminal_id": setup.terminal_id,
         "merchant_id": setup.merchant_id,
         "pan": card.pan.expose(),
@@ -220,8 +232,10 @@ pub async fn authorise(
         "amount_fen": setup.amount_fen,
         "currency": "156",
         "icc_data_hex": hex::encode_upper(&card.icc_data),
-        "terminal_txn_id": setup.terminal_txn_id,
     });
+    if let (Some(id), Some(fields)) = (terminal_txn_id, body.as_object_mut()) {
+        fields.insert("terminal_txn_id".into(), id.into());
+    }
     let url = format!("{}/payments/v1/purchase", switch_url.trim_end_matches('/'));
     let response = client
         .post(url)
@@ -324,20 +338,43 @@ pub struct SwitchEndpoint {
 /// state between the two GENERATE ACs only within one session): the authorisation request is
 /// sent from inside the card job, on the runtime `handle`.
 ///
-/// Without an answer, a payment reversal is journaled in `journal` (when given) before the card
-/// is finished.
-///
-/// Errors: reader/card faults, [`AgentError::BadRequest`] for a bad setup (an invalid
-/// `terminal_txn_id` included), [`AgentError::Internal`] when the reversal cannot be journaled.
+/// Errors: reader/card faults, [`AgentError::BadRequest`] for a bad setup.
 pub async fn purchase(
     readers: &crate::reader::Readers,
     reader: &str,
     client: reqwest::Client,
     endpoint: SwitchEndpoint,
     setup: PurchaseSetup,
-    journal: Option<Journal>,
 ) -> Result<PurchaseReceipt, AgentError> {
-    if !payrev::terminal_txn_id_ok(&setup.terminal_txn_id) {
+    purchase_identified(readers, reader, client, endpoint, setup, None).await
+}
+
+/// The purchase's identity for a terminal reversal.
+#[derive(Debug, Clone)]
+pub struct PurchaseIdentity {
+    /// The terminal's id of this purchase (1-32 of `[A-Za-z0-9-]`, unique per terminal), sent
+    /// with it and named by its reversal (settlement/src/payments/terminal.rs).
+    pub terminal_txn_id: String,
+    /// Where the reversal is journaled when the switch does not answer (None: not journaled).
+    pub journal: Option<Journal>,
+}
+
+/// [`purchase`] sending `identity.terminal_txn_id`; without an answer, the terminal's payment
+/// reversal is journaled in `identity.journal` (when given) before the card is finished.
+///
+/// Errors: as [`purchase`]; [`AgentError::BadRequest`] for an invalid `terminal_txn_id`,
+/// [`AgentError::Internal`] when the reversal cannot be journaled.
+pub async fn purchase_identified(
+    readers: &crate::reader::Readers,
+    reader: &str,
+    client: reqwest::Client,
+    endpoint: SwitchEndpoint,
+    setup: PurchaseSetup,
+    identity: Option<PurchaseIdentity>,
+) -> Result<PurchaseReceipt, AgentError> {
+    if let Some(identity) = &identity
+        && !payrev::terminal_txn_id_ok(&identity.terminal_txn_id)
+    {
         return Err(AgentError::BadRequest(
             "terminal_txn_id must be 1-32 of [A-Za-z0-9-]".into(),
         ));
@@ -348,24 +385,31 @@ pub async fn purchase(
     readers
         .run(reader, job_timeout_ms, move |link| {
             let card = begin_purchase(link, &setup)?;
-            let answer = handle.block_on(authorise(&client, &endpoint.url, &setup, &card, endpoint.timeout_ms));
+            let answer = handle.block_on(authorise_identified(
+                &client,
+                &endpoint.url,
+                &setup,
+                &card,
+                endpoint.timeout_ms,
+                identity.as_ref().map(|i| i.terminal_txn_id.as_str()),
+            ));
             let (answer, reversal_msgid) = match answer {
                 Ok(a) => (Some(a), None),
                 Err(e) => {
                     tracing::warn!(terminal = %setup.terminal_id, error = %e, "no answer from the switch: declining on the card");
-                    let reversal = match &journal {
-                        Some(journal) => {
+                    let reversal = match &identity {
+                        Some(PurchaseIdentity { terminal_txn_id, journal: Some(journal) }) => {
                             let request = PaymentReversal {
                                 terminal_id: setup.terminal_id.clone(),
                                 merchant_id: setup.merchant_id.clone(),
-                                terminal_txn_id: setup.terminal_txn_id.clone(),
+                                terminal_txn_id: terminal_txn_id.clone(),
                             };
                             let msgid = handle
                                 .block_on(payrev::queue_payment_reversal(journal, &request))
                                 .map_err(|e| AgentError::Internal(format!("journaling the payment reversal: {e}")))?;
                             Some(msgid)
                         }
-                        None => None,
+                        _ => None,
                     };
                     (None, reversal)
                 }

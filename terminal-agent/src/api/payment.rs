@@ -146,19 +146,21 @@ pub async fn purchase(
         date: [bcd(yy), bcd(u8::from(now.month())), bcd(now.day())],
         time: [bcd(now.hour()), bcd(now.minute()), bcd(now.second())],
         unpredictable_number: un,
-        terminal_txn_id: terminal_txn_id.clone(),
     };
     let endpoint = SwitchEndpoint {
         url: config.switch_url,
         timeout_ms: config.timeout_ms,
     };
-    let receipt = payment::purchase(
+    let receipt = payment::purchase_identified(
         &state.readers,
         &name,
         reqwest::Client::new(),
         endpoint,
         setup,
-        JOURNAL.get().cloned(),
+        Some(payment::PurchaseIdentity {
+            terminal_txn_id: terminal_txn_id.clone(),
+            journal: JOURNAL.get().cloned(),
+        }),
     )
     .await?;
     let answer = receipt.answer;
