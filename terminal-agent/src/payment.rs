@@ -419,3 +419,73 @@ pub async fn purchase_identified(
         })
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    type Seen = Arc<Mutex<Vec<serde_json::Value>>>;
+
+    async fn purchase_route(
+        axum::extract::State(seen): axum::extract::State<Seen>,
+        axum::Json(body): axum::Json<serde_json::Value>,
+    ) -> axum::Json<serde_json::Value> {
+        seen.lock().unwrap().push(body);
+        axum::Json(
+            serde_json::json!({"response_code": "05", "approved_fen": 0, "rrn": "000000000001", "stan": "000001", "auth_code": null, "arpc_hex": null}),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_terminal_txn_id_goes_with_the_purchase_only_when_given() {
+        let seen = Seen::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new()
+            .route("/payments/v1/purchase", axum::routing::post(purchase_route))
+            .with_state(Arc::clone(&seen));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let setup = PurchaseSetup {
+            amount_fen: 100,
+            terminal_id: "T0000001".into(),
+            merchant_id: "M00000000000001".into(),
+            merchant_name: "SHOP".into(),
+            date: [0x26, 0x11, 0x30],
+            time: [0x07, 0x30, 0x00],
+            unpredictable_number: [1, 2, 3, 4],
+        };
+        let card = CardAuthorisation {
+            // A test PAN; its Luhn check digit 9 computed with a Python one-liner (ISO/IEC 7812-1).
+            pan: pboc::Pan::new("6222021000000000009").unwrap(),
+            psn: 1,
+            icc_data: vec![0x9F, 0x27, 0x01, 0x80],
+            cdol2: Vec::new(),
+            terminal: Vec::new(),
+        };
+        let client = reqwest::Client::new();
+        let url = format!("http://{addr}");
+        let answer = authorise_identified(
+            &client,
+            &url,
+            &setup,
+            &card,
+            2_000,
+            Some("1764487800000-0A1B"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.response_code, "05");
+        authorise(&client, &url, &setup, &card, 2_000)
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2);
+        // settlement/src/payments/api.rs: the purchase's optional `terminal_txn_id`.
+        assert_eq!(seen[0]["terminal_txn_id"], "1764487800000-0A1B");
+        assert_eq!(seen[0]["terminal_id"], "T0000001");
+        assert_eq!(seen[0]["icc_data_hex"], "9F270180");
+        assert!(seen[1].get("terminal_txn_id").is_none());
+    }
+}
