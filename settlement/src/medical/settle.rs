@@ -303,24 +303,7 @@ impl Medical {
         }
 
         // The posting: funds, personal account and cash pay the institution's receivable.
-        let mut legs = Vec::with_capacity(split.setldetail.len() + 3);
-        for detail in split.setldetail.iter().filter(|d| !d.fund_payamt.is_zero()) {
-            let id = self
-                .account(accounts::fund(insured, detail.fund_pay_type))
-                .await?;
-            legs.push(Leg {
-                account: id,
-                side: Side::Debit,
-                amount: detail.fund_payamt,
-            });
-        }
-        if !split.acct_pay.is_zero() {
-            legs.push(Leg {
-                account: personal,
-                side: Side::Debit,
-                amount: split.acct_pay,
-            });
-        }
+        let mut legs = self.insured_debit_legs(insured, personal, &split).await?;
         if !split.psn_cash_pay.is_zero() {
             let id = self
                 .account(accounts::cash(insured).map_err(internal)?)
@@ -673,6 +656,36 @@ impl Medical {
         self.cache.forget_balances(accounts);
         posted.map_err(ledger_error)?;
         Ok(output)
+    }
+
+    /// The insured region's side of a split: each fund's payment and the personal account's,
+    /// as debit legs (zero amounts left out). Shared by the local settlement and the insured
+    /// node of a cross-region one, so that both book a split the same way.
+    pub(crate) async fn insured_debit_legs(
+        &self,
+        insured: crate::Admdvs,
+        personal: crate::AccountId,
+        split: &crate::policy::Split,
+    ) -> Result<Vec<Leg>, ApiError> {
+        let mut legs = Vec::with_capacity(split.setldetail.len() + 3);
+        for detail in split.setldetail.iter().filter(|d| !d.fund_payamt.is_zero()) {
+            let id = self
+                .account(accounts::fund(insured, detail.fund_pay_type))
+                .await?;
+            legs.push(Leg {
+                account: id,
+                side: Side::Debit,
+                amount: detail.fund_payamt,
+            });
+        }
+        if !split.acct_pay.is_zero() {
+            legs.push(Leg {
+                account: personal,
+                side: Side::Debit,
+                amount: split.acct_pay,
+            });
+        }
+        Ok(legs)
     }
 
     pub(crate) async fn account(

@@ -222,24 +222,7 @@ pub async fn split(node: &Node, med: &Medical, req: SplitRequest) -> Result<Deci
         .map(|r| r.admdvs)
         .ok_or_else(|| bad("origin", "not a region of the regions file"))?;
 
-    let mut legs = Vec::with_capacity(owed.len() * 2 + 1);
-    for detail in split.setldetail.iter().filter(|d| !d.fund_payamt.is_zero()) {
-        let id = med
-            .account(AccountSpec::fund(insured, detail.fund_pay_type))
-            .await?;
-        legs.push(Leg {
-            account: id,
-            side: Side::Debit,
-            amount: detail.fund_payamt,
-        });
-    }
-    if !split.acct_pay.is_zero() {
-        legs.push(Leg {
-            account: personal,
-            side: Side::Debit,
-            amount: split.acct_pay,
-        });
-    }
+    let mut legs = med.insured_debit_legs(insured, personal, &split).await?;
     let mut rows: Vec<Row> = vec![db::inbox_row(&req.xfer_id, "D", req.origin, &sha, &reply)];
     for owe in &owed {
         let id = med
