@@ -10,8 +10,9 @@
 //! - An answer without SW1-SW2 (vpcd's answer when the card vanished mid-command) →
 //!   [`TransportError::CardAbsent`].
 //! - SCARD_W_RESET_CARD → reconnect once (`LeaveCard`); SCARD_W_REMOVED_CARD and
-//!   SCARD_E_NO_SMARTCARD → [`TransportError::CardAbsent`]; SCARD_E_NO_SERVICE → a new context
-//!   on the next job (card-hsm-anchors.md §1.1).
+//!   SCARD_E_NO_SMARTCARD → [`TransportError::CardAbsent`]; SCARD_E_NO_SERVICE, an invalid
+//!   context or a communication error with pcscd (it restarted) → a new context, and the connect
+//!   is tried once more (card-hsm-anchors.md §1.1).
 //! - APDUs are traced at `trace` level as header, Lc/Le lengths and SW only: the data (PIN
 //!   blocks, names, ID numbers) never reaches a log.
 
@@ -22,6 +23,7 @@ use pcsc::{Card, Context, Disposition, Protocols, Scope, ShareMode};
 
 use super::ReaderError;
 use super::backend::{CardBackend, CardLink};
+use super::watcher::service_lost;
 
 /// Connects to pcscd lazily on the worker thread that owns it.
 #[derive(Default)]
@@ -64,6 +66,19 @@ impl PcscBackend {
             .ok_or_else(|| ReaderError::Service("no context".into()))
     }
 
+    /// Connects to the card in `reader` through the current context (established if needed).
+    fn connect(&mut self, reader: &std::ffi::CStr) -> Result<Card, pcsc::Error> {
+        if self.context.is_none() {
+            self.context = Some(Context::establish(Scope::User)?);
+        }
+        match self.context.as_ref() {
+            Some(context) => {
+                context.connect(reader, ShareMode::Shared, Protocols::T0 | Protocols::T1)
+            }
+            None => Err(pcsc::Error::NoService),
+        }
+    }
+
     /// Makes sure `self.card` is a live handle to the card in `reader`: reconnects after a reset
     /// and connects afresh after a removal (one retry).
     fn ensure_connected(&mut self, reader: &str) -> Result<(), ReaderError> {
@@ -75,19 +90,20 @@ impl PcscBackend {
             if self.card.is_none() {
                 let name = CString::new(reader)
                     .map_err(|_| ReaderError::UnknownReader(reader.to_owned()))?;
-                let context = self.context()?;
-                let card = match context.connect(
-                    &name,
-                    ShareMode::Shared,
-                    Protocols::T0 | Protocols::T1,
-                ) {
+                let card = match self.connect(&name) {
                     Ok(card) => card,
-                    Err(e) => {
-                        if matches!(e, pcsc::Error::NoService | pcsc::Error::InvalidHandle) {
-                            self.context = None;
-                        }
-                        return Err(connect_error(reader, e));
+                    // A context from a pcscd that has since restarted: a new one, once.
+                    Err(e) if service_lost(e) => {
+                        tracing::info!(reader, error = %e, "PC/SC context lost: establishing a new one");
+                        self.context = None;
+                        self.connect(&name).map_err(|e| {
+                            if service_lost(e) {
+                                self.context = None;
+                            }
+                            connect_error(reader, e)
+                        })?
                     }
+                    Err(e) => return Err(connect_error(reader, e)),
                 };
                 self.card = Some(Connected {
                     reader: reader.to_owned(),

@@ -6,6 +6,11 @@
 //!
 //! pcscd polls vpcd about every 400 ms, so an insertion is seen 0-400 ms after the card
 //! connects (limits.md §4); a USB reader's card-detect switch is faster.
+//!
+//! pcscd not running (SCARD_E_NO_SERVICE) or gone (its context invalid): the watcher reports no
+//! readers (a `reader_removed` for each one it knew) and establishes a new context, waiting
+//! `poll_ms` between attempts, doubling up to [`SERVICE_RETRY_MAX_MS`]; readers that appear once
+//! pcscd is back are announced with `reader_added` (tests/reader_hotplug.rs).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -215,23 +220,68 @@ struct Watched {
     seen: bool,
 }
 
+/// Whether `e` means the PC/SC service (pcscd) is gone or the context died with it: the
+/// context must be established again (card-hsm-anchors.md §1.1).
+pub(crate) fn service_lost(e: pcsc::Error) -> bool {
+    matches!(
+        e,
+        pcsc::Error::NoService
+            | pcsc::Error::ServiceStopped
+            | pcsc::Error::InvalidHandle
+            | pcsc::Error::CommError
+    )
+}
+
+/// Longest wait between two attempts to reach a pcscd that is not running.
+pub const SERVICE_RETRY_MAX_MS: u64 = 2_000;
+
+/// Sleeps `ms` in slices of at most `slice` so that a stop request is seen within one slice.
+fn sleep_unless_stopped(ms: u64, slice: Duration, stop: &AtomicBool) {
+    let deadline = std::time::Instant::now() + Duration::from_millis(ms);
+    while !stop.load(Ordering::SeqCst) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(slice));
+    }
+}
+
 fn watch(shared: &Shared, stop: &AtomicBool, poll_ms: u64) {
     let poll = Duration::from_millis(poll_ms);
     let mut context: Option<Context> = None;
     let mut pnp = ReaderState::new(pcsc::PNP_NOTIFICATION(), State::UNAWARE);
     let mut watched: Vec<Watched> = Vec::new();
     let mut refresh = true;
+    // Readers listed at the first contact with pcscd are the baseline (no events); once the
+    // agent has run (a listing made, or pcscd found absent), every reader that appears is news.
     let mut started = false;
+    // The wait before the next attempt to reach pcscd: doubles from `poll_ms` up to
+    // SERVICE_RETRY_MAX_MS while the service stays away.
+    let mut retry_ms = poll_ms;
     while !stop.load(Ordering::SeqCst) {
         let Some(ctx) = context.as_ref() else {
             match Context::establish(Scope::User) {
                 Ok(c) => {
+                    tracing::info!("pcscd reached: PC/SC context established");
                     context = Some(c);
                     refresh = true;
+                    retry_ms = poll_ms;
+                    pnp = ReaderState::new(pcsc::PNP_NOTIFICATION(), State::UNAWARE);
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "pcscd not reachable; retrying");
-                    std::thread::sleep(poll);
+                    if retry_ms == poll_ms {
+                        tracing::warn!(error = %e, "pcscd not reachable; retrying with a bounded backoff");
+                    } else {
+                        tracing::debug!(error = %e, retry_ms, "pcscd still not reachable");
+                    }
+                    // No service, no readers.
+                    sync_readers(shared, &mut watched, &[], started);
+                    started = true;
+                    sleep_unless_stopped(retry_ms, poll, stop);
+                    retry_ms = retry_ms
+                        .saturating_mul(2)
+                        .min(SERVICE_RETRY_MAX_MS.max(poll_ms));
                 }
             }
             continue;
@@ -243,9 +293,10 @@ fn watch(shared: &Shared, stop: &AtomicBool, poll_ms: u64) {
                     sync_readers(shared, &mut watched, &[], started)
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "listing readers failed");
+                    tracing::warn!(error = %e, "listing readers failed; establishing a new context");
                     context = None;
-                    std::thread::sleep(poll);
+                    sync_readers(shared, &mut watched, &[], started);
+                    sleep_unless_stopped(poll_ms, poll, stop);
                     continue;
                 }
             }
@@ -266,16 +317,16 @@ fn watch(shared: &Shared, stop: &AtomicBool, poll_ms: u64) {
         match ctx.get_status_change(poll, &mut states) {
             Ok(()) => {}
             Err(pcsc::Error::Timeout) => continue,
-            Err(
-                pcsc::Error::NoService | pcsc::Error::ServiceStopped | pcsc::Error::InvalidHandle,
-            ) => {
+            Err(e) if service_lost(e) => {
+                tracing::warn!(error = %e, "pcscd went away; its readers are gone");
                 context = None;
+                sync_readers(shared, &mut watched, &[], started);
                 continue;
             }
             Err(e) => {
                 tracing::debug!(error = %e, "status change failed; listing readers again");
                 refresh = true;
-                std::thread::sleep(poll);
+                sleep_unless_stopped(poll_ms, poll, stop);
                 continue;
             }
         }

@@ -8,7 +8,9 @@
 //! [`slot_lock`] so they run one at a time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
+pub mod agent_process;
 pub mod http_relay;
+pub mod pcscd;
 pub mod relay;
 
 use std::path::{Path, PathBuf};
