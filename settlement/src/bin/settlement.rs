@@ -1,7 +1,8 @@
 //! `settlement`: the medical settlement service and its operator commands.
 //!
-//! - `settlement serve [--listen ADDR] [--data DIR] [--refdata DIR]`: the HTTP service (SQLite
-//!   `DIR/ledger.sqlite3` unless `DATABASE_URL` names PostgreSQL). Gateway callers come from
+//! - `settlement serve [--listen ADDR] [--data DIR] [--refdata DIR] [--region X --regions FILE]`:
+//!   the HTTP service (SQLite `DIR/ledger.sqlite3` unless `DATABASE_URL` names PostgreSQL); with
+//!   `--region` it is that region's node (`settlement::region`, `--region-*-ms` its timeouts). Gateway callers come from
 //!   `SETTLEMENT_PAAS` (`id=token,id2=token2`); without it, `--no-gateway-auth` must be given.
 //!   SIGINT/SIGTERM: stop accepting, finish in-flight requests (settlements included), drain the
 //!   ledger writer, exit.
@@ -55,6 +56,21 @@ enum Command {
         /// The region set and routing table (fixtures/regions/regions.toml).
         #[arg(long, requires = "region")]
         regions: Option<PathBuf>,
+        /// Inter-node request timeout, ms: a split not answered in time is "unknown" and is
+        /// resolved by query or reversal.
+        #[arg(long, default_value_t = 3_000)]
+        region_request_timeout_ms: u64,
+        /// Inter-node connect timeout, ms: a node not accepting in time is unreachable and the
+        /// settlement is refused at once.
+        #[arg(long, default_value_t = 500)]
+        region_connect_timeout_ms: u64,
+        /// An intent with no outcome for this long (a crash in the middle) is abandoned with a
+        /// durable reversal, ms.
+        #[arg(long, default_value_t = 10_000)]
+        region_intent_stale_ms: i64,
+        /// Period of the outbox delivery and intent resolver, ms.
+        #[arg(long, default_value_t = 200)]
+        region_tick_ms: u64,
     },
     /// Import insured persons from a CSV.
     ImportPersons {
@@ -145,7 +161,7 @@ async fn serve(
     data: &Path,
     refdata: &Path,
     no_auth: bool,
-    region: Option<(String, PathBuf)>,
+    region: Option<(String, PathBuf, settlement::region::NodeOptions)>,
 ) -> Result<()> {
     let gateway = gateway_config(no_auth)?;
     let refdata = load_refdata(refdata)?;
@@ -169,8 +185,7 @@ async fn serve(
             .context("loading the application directory")?,
     );
     let mut router = app(state.clone()).merge(settlement::directory::api::router(directory));
-    if let Some((region, regions)) = region {
-        let options = settlement::region::NodeOptions::default();
+    if let Some((region, regions, options)) = region {
         let (_, routes) = settlement::region::attach(&medical, state, &region, &regions, options)
             .await
             .context("starting the region node")?;
@@ -227,8 +242,20 @@ async fn main() -> Result<()> {
             no_gateway_auth,
             region,
             regions,
+            region_request_timeout_ms,
+            region_connect_timeout_ms,
+            region_intent_stale_ms,
+            region_tick_ms,
         } => {
-            let node = region.zip(regions);
+            let options = settlement::region::NodeOptions {
+                request_timeout_ms: region_request_timeout_ms,
+                connect_timeout_ms: region_connect_timeout_ms,
+                intent_stale_ms: region_intent_stale_ms,
+                tick_ms: region_tick_ms,
+            };
+            let node = region
+                .zip(regions)
+                .map(|(region, regions)| (region, regions, options));
             serve(listen, &data, &refdata, no_gateway_auth, node).await
         }
         Command::ImportPersons { file, data } => import_persons(&file, &data).await,

@@ -47,8 +47,6 @@ pub(crate) enum Table {
     RegionEvents,
     /// `region_outbox`: outgoing inter-node messages (0300_region.sql).
     RegionOutbox,
-    /// `region_outbox_acks`: acknowledged outbox messages (0300_region.sql).
-    RegionOutboxAcks,
     /// `region_windows`: closed clearing windows (0300_region.sql).
     RegionWindows,
 }
@@ -69,7 +67,6 @@ impl Table {
             Table::RegionInbox => "region_inbox",
             Table::RegionEvents => "region_events",
             Table::RegionOutbox => "region_outbox",
-            Table::RegionOutboxAcks => "region_outbox_acks",
             Table::RegionWindows => "region_windows",
         }
     }
@@ -174,7 +171,6 @@ impl Table {
                 "window_id",
                 "created_at_ms",
             ],
-            Table::RegionOutboxAcks => &["msg_id", "acked_at_ms"],
             Table::RegionWindows => &["window_id", "closed_at_ms"],
         }
     }

@@ -1,12 +1,13 @@
 //! The node's inter-node endpoints (`/region/v1/*`, request signatures checked before anything
 //! else, every reply signed) and its operator endpoints (`/region/v1/admin/*`, behind the same
-//! x-tif gateway check as the national envelope).
+//! x-tif gateway check as the national envelope): `close-window`, `positions`, `status` (open
+//! items) and `transfer/{xfer_id}` (one transfer as this node knows it).
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
@@ -44,6 +45,8 @@ pub fn router(app: Arc<AppState>, node: Arc<Node>) -> Router {
         .route("/region/v1/report", post(report))
         .route("/region/v1/admin/close-window", post(close_window))
         .route("/region/v1/admin/positions", get(positions))
+        .route("/region/v1/admin/status", get(status))
+        .route("/region/v1/admin/transfer/{xfer_id}", get(transfer))
         .with_state(RegionState { app, node })
 }
 
@@ -310,5 +313,32 @@ impl Node {
             }
         }
         None
+    }
+}
+
+async fn status(State(s): State<RegionState>, headers: HeaderMap) -> Response {
+    if let Err(refusal) = operator(&s, &headers) {
+        return refusal.into_response();
+    }
+    match s.node.status(&s.app.medical).await {
+        Ok(status) => Json(status).into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
+}
+
+async fn transfer(
+    State(s): State<RegionState>,
+    headers: HeaderMap,
+    Path(xfer_id): Path<String>,
+) -> Response {
+    if let Err(refusal) = operator(&s, &headers) {
+        return refusal.into_response();
+    }
+    if xfer_id.is_empty() || xfer_id.len() > 64 {
+        return (StatusCode::BAD_REQUEST, "xfer_id: 1..=64 characters").into_response();
+    }
+    match s.node.transfer(&s.app.medical, &xfer_id).await {
+        Ok(status) => Json(status).into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
     }
 }

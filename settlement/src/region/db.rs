@@ -218,6 +218,46 @@ pub(crate) async fn pending_outbox(
         .collect()
 }
 
+/// Counts of unacknowledged outbox messages and of unresolved intents, all windows.
+pub(crate) async fn open_counts(ledger: &Ledger) -> Result<(i64, i64), RegionError> {
+    let sql = "SELECT (SELECT COUNT(*) FROM region_outbox m WHERE NOT EXISTS \
+               (SELECT 1 FROM region_outbox_acks a WHERE a.msg_id = m.msg_id)), \
+               (SELECT COUNT(*) FROM region_xfers i WHERE i.state = 'I' AND NOT EXISTS \
+               (SELECT 1 FROM region_xfers o WHERE o.xfer_id = i.xfer_id AND o.state <> 'I'))";
+    Ok(dispatch!(ledger.store(), pool => {
+        let row = sqlx::query(sql).fetch_one(pool).await.map_err(storage)?;
+        (row.try_get::<i64, _>(0).map_err(storage)?, row.try_get::<i64, _>(1).map_err(storage)?)
+    }))
+}
+
+/// Records acknowledgements of outbox messages; one already recorded (another process of this
+/// node delivered it too) is left as it is.
+pub(crate) async fn ack_outbox(
+    ledger: &Ledger,
+    msg_ids: &[String],
+    acked_at_ms: i64,
+) -> Result<(), RegionError> {
+    let sql = "INSERT INTO region_outbox_acks (msg_id, acked_at_ms) VALUES ($1, $2) \
+               ON CONFLICT (msg_id) DO NOTHING";
+    let gate = ledger.write_gate();
+    let _turn = gate.enter().await;
+    let mut tx = ledger.store().begin_write().await.map_err(storage)?;
+    let inserted: Result<(), sqlx::Error> = async {
+        dispatch!(&mut tx, t => {
+            for msg_id in msg_ids {
+                sqlx::query(sql).bind(msg_id).bind(acked_at_ms).execute(&mut **t).await?;
+            }
+        });
+        Ok(())
+    }
+    .await;
+    if let Err(error) = inserted {
+        let _ = tx.rollback().await;
+        return Err(storage(error));
+    }
+    tx.commit().await.map_err(storage)
+}
+
 /// Count of unacknowledged outbox messages and unresolved intents of `window` (0 = final).
 pub(crate) async fn open_items(ledger: &Ledger, window: i64) -> Result<i64, RegionError> {
     let sql = "SELECT (SELECT COUNT(*) FROM region_outbox m WHERE m.window_id = $1 AND NOT EXISTS \

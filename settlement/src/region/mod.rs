@@ -28,6 +28,7 @@ pub mod config;
 pub(crate) mod db;
 pub mod insured;
 mod outbox;
+pub mod status;
 pub mod treating;
 pub mod wire;
 
@@ -75,7 +76,8 @@ pub struct NodeOptions {
     pub request_timeout_ms: u64,
     /// Connect timeout, ms (a dead node is refused at once).
     pub connect_timeout_ms: u64,
-    /// An intent older than this with no outcome is abandoned by the resolver, ms.
+    /// An intent older than this with no outcome is abandoned by the resolver, ms (the
+    /// simulation sets it below 0: every intent not in flight in this process is stale).
     pub intent_stale_ms: i64,
     /// Period of the outbox and resolver task, ms.
     pub tick_ms: u64,
@@ -99,7 +101,7 @@ pub struct Node {
     me: Admdvs,
     regions: Regions,
     options: NodeOptions,
-    http: reqwest::Client,
+    transport: Arc<dyn client::Transport>,
     /// The open clearing window of this node as origin; settlements hold it shared from stamping
     /// to commit, closing takes it exclusively (the atomic cut).
     window: Arc<tokio::sync::RwLock<i64>>,
@@ -116,21 +118,31 @@ impl Node {
         options: NodeOptions,
         medical: &Medical,
     ) -> Result<Node, RegionError> {
+        let transport = Arc::new(client::HttpTransport::new(
+            options.connect_timeout_ms,
+            options.request_timeout_ms,
+        )?);
+        Node::with_transport(me, regions, options, medical, transport).await
+    }
+
+    /// Node `me` of `regions` whose inter-node messages go through `transport` (the seeded
+    /// simulation's network; `new` uses HTTP). Errors: `UnknownRegion`, storage.
+    pub async fn with_transport(
+        me: Admdvs,
+        regions: Regions,
+        options: NodeOptions,
+        medical: &Medical,
+        transport: Arc<dyn client::Transport>,
+    ) -> Result<Node, RegionError> {
         if regions.get(me).is_none() {
             return Err(RegionError::UnknownRegion(me));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(options.connect_timeout_ms))
-            .timeout(Duration::from_millis(options.request_timeout_ms))
-            .pool_max_idle_per_host(64)
-            .build()
-            .map_err(|e| RegionError::Config(e.to_string()))?;
         let open = db::open_window(medical.ledger()).await?;
         Ok(Node {
             me,
             regions,
             options,
-            http,
+            transport,
             window: Arc::new(tokio::sync::RwLock::new(open)),
             xfers: KeyedLocks::default(),
             outbox_turn: tokio::sync::Mutex::new(()),

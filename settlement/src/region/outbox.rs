@@ -7,7 +7,6 @@
 use crate::ids::Admdvs;
 use crate::medical::Medical;
 use crate::medical::ids::now_ms;
-use crate::medical::rows::{Row, Table, Value as Cell};
 
 use super::wire::Decision;
 use super::{Node, RegionError, db};
@@ -26,10 +25,7 @@ pub(crate) async fn deliver(node: &Node, med: &Medical) -> Result<usize, RegionE
             .call_raw::<Decision>(to, &path, body.into_bytes())
             .await
         {
-            Ok(_) => acked.push(Row {
-                table: Table::RegionOutboxAcks,
-                values: vec![Cell::Text(msg_id), Cell::I64(now_ms())],
-            }),
+            Ok(_) => acked.push(msg_id),
             Err(error) => {
                 tracing::info!(%error, msg_id, "outbox delivery failed; will retry");
             }
@@ -37,7 +33,7 @@ pub(crate) async fn deliver(node: &Node, med: &Medical) -> Result<usize, RegionE
     }
     let count = acked.len();
     if count > 0 {
-        db::write_rows(med.ledger(), acked).await?;
+        db::ack_outbox(med.ledger(), &acked, now_ms()).await?;
     }
     Ok(count)
 }

@@ -83,22 +83,32 @@ pub(crate) async fn settle(node: &Node, med: &Medical, bill: Bill<'_>) -> Result
     let _xfer = node.xfers.lock(&xfer).await;
     let open = node.window.clone().read_owned().await;
     let mut window = *open;
+    // An earlier attempt of this msgid left an intent without an outcome (the treating node
+    // crashed while it waited): the insured node may have decided it, so "unreachable" now
+    // proves nothing about it and must be resolved like a timeout.
+    let mut resumed = false;
     if bill.commit {
         let states = db::xfer_states(med.ledger(), &xfer)
             .await
             .map_err(internal)?;
+        // Every outcome is final for its msgid: a resend after 'F' (refused, unreachable,
+        // voided) could settle while the first outcome is on record, and an intent with an
+        // outcome is no longer watched by the resolver.
         if states
             .iter()
-            .any(|(s, ..)| s == "A" || s == "S" || s == "C")
+            .any(|(s, ..)| s == "A" || s == "S" || s == "C" || s == "F")
         {
             return Err(cross(
-                "this msgid's cross-region settlement was abandoned or already decided; settle \
-                 again with a new msgid"
+                "this msgid's cross-region settlement was already decided (refused, abandoned or \
+                 settled); settle again with a new msgid"
                     .to_owned(),
             ));
         }
         match states.iter().find(|(s, ..)| s == "I") {
-            Some((_, _, w, _)) => window = *w,
+            Some((_, _, w, _)) => {
+                window = *w;
+                resumed = true;
+            }
             None => {
                 let detail = serde_json::json!({"msgid": bill.env.msgid.as_str(), "mdtrt_id": bill.mdtrt_id})
                     .to_string();
@@ -167,6 +177,14 @@ pub(crate) async fn settle(node: &Node, med: &Medical, bill: Bill<'_>) -> Result
                 "E2101" => ApiError::PersonNotFound,
                 _ => cross(format!("参保地 {name} refused: {msg}")),
             });
+        }
+        Err(RegionError::Unreachable(_)) if resumed => {
+            abandon(node, med, &xfer, bill.env.msgid.as_str(), to, window).await?;
+            return Err(cross(format!(
+                "参保地 {name} ({to}) is unreachable and an earlier attempt of this msgid may \
+                 have reached it: a reversal is queued and nothing will be charged; settle again \
+                 with a new msgid"
+            )));
         }
         Err(RegionError::Unreachable(_)) => {
             finish("unreachable").await?;
