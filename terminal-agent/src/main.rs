@@ -132,53 +132,63 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             default_reader: config.default_reader.clone(),
         },
     };
-    let mut forwarder_task = None;
-    if !config.switch.url.is_empty() {
+    // The journal (one agent process per journal file: its lock refuses a second agent on the
+    // same data_dir) when the agent talks to a switch: the national interface, card payments,
+    // or both.
+    let payments = api::payment::reversal_client();
+    let mut background = Vec::new();
+    let mut journal = None;
+    if !config.switch.url.is_empty() || payments.is_some() {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
-        let journal = Journal::open(&config.data_dir.join("journal.sqlite"))
+        let opened = Journal::open(&config.data_dir.join("journal.sqlite"))
             .await
             .context("opening the journal")?;
-        let mut client = SwitchClient::new(&config.switch.url, config.switch.timeout_ms)?;
-        if !config.switch.paas_id.is_empty() {
-            let token = std::env::var(&config.switch.paas_token_env).with_context(|| {
-                format!(
-                    "the gateway token variable {} is not set",
-                    config.switch.paas_token_env
-                )
-            })?;
-            client = client.with_gateway(GatewayCredentials {
-                paas_id: config.switch.paas_id.clone(),
-                token: PaasToken::new(token),
-            });
-        }
-        api::settle::configure(api::settle::SettleContext {
-            journal: journal.clone(),
-            client: client.clone(),
-            header: EnvelopeHeader {
-                fixmedins_code: config.switch.fixmedins_code.clone(),
-                fixmedins_name: config.switch.fixmedins_name.clone(),
-                mdtrtarea_admvs: config.switch.mdtrtarea_admvs.clone(),
-                recer_sys_code: "HIS".into(),
-                opter_type: "2".into(),
-                opter: config.terminal_no.clone(),
-                opter_name: config.device_no.clone(),
-                sign_no: String::new(),
-            },
-        });
-        api::payment::configure_journal(journal.clone());
-        if let Some(payments) = api::payment::reversal_client() {
-            tokio::spawn(terminal_agent::journal::payrev::run(
-                journal.clone(),
+        let backoff =
+            forwarder::Backoff::new(config.switch.retry_initial_ms, config.switch.retry_max_ms);
+        if let Some(payments) = payments {
+            api::payment::configure_journal(opened.clone());
+            background.push(tokio::spawn(terminal_agent::journal::payrev::run(
+                opened.clone(),
                 payments,
-                forwarder::Backoff::new(config.switch.retry_initial_ms, config.switch.retry_max_ms),
-            ));
+                backoff,
+            )));
         }
-        forwarder_task = Some(tokio::spawn(forwarder::run(
-            journal,
-            client,
-            forwarder::Backoff::new(config.switch.retry_initial_ms, config.switch.retry_max_ms),
-        )));
+        if !config.switch.url.is_empty() {
+            let mut client = SwitchClient::new(&config.switch.url, config.switch.timeout_ms)?;
+            if !config.switch.paas_id.is_empty() {
+                let token = std::env::var(&config.switch.paas_token_env).with_context(|| {
+                    format!(
+                        "the gateway token variable {} is not set",
+                        config.switch.paas_token_env
+                    )
+                })?;
+                client = client.with_gateway(GatewayCredentials {
+                    paas_id: config.switch.paas_id.clone(),
+                    token: PaasToken::new(token),
+                });
+            }
+            api::settle::configure(api::settle::SettleContext {
+                journal: opened.clone(),
+                client: client.clone(),
+                header: EnvelopeHeader {
+                    fixmedins_code: config.switch.fixmedins_code.clone(),
+                    fixmedins_name: config.switch.fixmedins_name.clone(),
+                    mdtrtarea_admvs: config.switch.mdtrtarea_admvs.clone(),
+                    recer_sys_code: "HIS".into(),
+                    opter_type: "2".into(),
+                    opter: config.terminal_no.clone(),
+                    opter_name: config.device_no.clone(),
+                    sign_no: String::new(),
+                },
+            });
+            background.push(tokio::spawn(forwarder::run(
+                opened.clone(),
+                client,
+                backoff,
+            )));
+        }
+        journal = Some(opened);
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -190,8 +200,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         })
         .await
         .context("serving HTTP")?;
-    if let Some(task) = forwarder_task {
+    for task in background {
         task.abort();
+    }
+    if let Some(journal) = journal {
+        journal.close().await;
     }
     Ok(())
 }

@@ -33,14 +33,19 @@ enum Behaviour {
 struct Switch {
     behaviour: Arc<Mutex<Behaviour>>,
     received: Arc<Mutex<Vec<Value>>>,
-    /// For each message received: its state in the journal at that moment.
-    journal: Journal,
+    /// For each message received: its state in the journal at that moment (the observer's
+    /// handle; emptied when the test plays a crash, since a crash ends every handle).
+    journal: Arc<Mutex<Option<Journal>>>,
     journaled_states: Arc<Mutex<Vec<Option<MessageState>>>>,
 }
 
 async fn call_service(State(switch): State<Switch>, Json(envelope): Json<Value>) -> Json<Value> {
     let msgid = envelope["msgid"].as_str().unwrap_or_default().to_owned();
-    let state = switch.journal.get(&msgid).await.unwrap().map(|m| m.state);
+    let journal = switch.journal.lock().unwrap().clone();
+    let state = match journal {
+        Some(journal) => journal.get(&msgid).await.unwrap().map(|m| m.state),
+        None => None,
+    };
     switch.journaled_states.lock().unwrap().push(state);
     switch.received.lock().unwrap().push(envelope);
     let behaviour = *switch.behaviour.lock().unwrap();
@@ -91,7 +96,7 @@ async fn setup(dir: &std::path::Path) -> (Journal, Switch) {
     let switch = Switch {
         behaviour: Arc::new(Mutex::new(Behaviour::Answer)),
         received: Arc::new(Mutex::new(Vec::new())),
-        journal: journal.clone(),
+        journal: Arc::new(Mutex::new(Some(journal.clone()))),
         journaled_states: Arc::new(Mutex::new(Vec::new())),
     };
     (journal, switch)
@@ -296,7 +301,7 @@ async fn a_timed_out_settlement_is_reversed_until_acknowledged_across_restarts()
     // 4. The switch restarts on the same port and answers; the forwarder (as `serve` runs it)
     // retries after the backoff until it is acknowledged.
     let restarted = Switch {
-        journal: journal.clone(),
+        journal: Arc::new(Mutex::new(Some(journal.clone()))),
         journaled_states: Arc::new(Mutex::new(Vec::new())),
         behaviour: Arc::new(Mutex::new(Behaviour::Answer)),
         received: Arc::clone(&switch.received),
@@ -429,11 +434,14 @@ async fn a_settlement_left_sending_by_a_crash_is_reversed_exactly_once_after_reo
             .unwrap()
             .is_empty()
     );
-    // The crash: the handle goes away without anything being recorded or closed.
+    // The crash: every handle goes away without anything being recorded or closed (the
+    // process's end releases the journal's lock).
+    switch.journal.lock().unwrap().take();
     drop(journal);
 
     // Reopening sweeps: the 2207 is unknown with a 2601 queued, the 1101 unanswered.
     let journal = Journal::open(&path).await.unwrap();
+    *switch.journal.lock().unwrap() = Some(journal.clone());
     let original = journal.get(&settlement).await.unwrap().unwrap();
     assert_eq!(original.state, MessageState::Unknown);
     assert_eq!(original.last_error.as_deref(), Some(IN_DOUBT_NOTE));
@@ -464,6 +472,7 @@ async fn a_settlement_left_sending_by_a_crash_is_reversed_exactly_once_after_reo
     // Idempotent: another restart queues nothing more.
     journal.close().await;
     let journal = Journal::open(&path).await.unwrap();
+    *switch.journal.lock().unwrap() = Some(journal.clone());
     let queued = journal.due_reversals(i64::MAX, 10).await.unwrap();
     assert_eq!(
         queued.iter().map(|m| m.msgid.as_str()).collect::<Vec<_>>(),
@@ -487,6 +496,7 @@ async fn a_settlement_left_sending_by_a_crash_is_reversed_exactly_once_after_reo
     );
     journal.close().await;
     let journal = Journal::open(&path).await.unwrap();
+    *switch.journal.lock().unwrap() = Some(journal.clone());
     assert!(
         journal
             .due_reversals(i64::MAX, 10)

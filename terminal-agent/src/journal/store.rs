@@ -6,6 +6,13 @@
 //! `unknown`; a reversal goes `queued` → `acknowledged` | `rejected`.
 //! The stored bodies hold the business payload (psn_no ...): the journal is local to the
 //! terminal, in the agent's data directory, and its rows are never logged.
+//!
+//! **One agent process per journal file**, enforced: [`Journal::open`] takes an exclusive lock
+//! (`flock`) on `<journal>.lock` before it touches the database, and holds it until
+//! [`Journal::close`] or the last clone is dropped (the process ending releases it too, a crash
+//! included). A second opener gets [`JournalError::InUse`] naming the file: the sweep on open
+//! treats every `sending` row as left by a crash, which is only true when no other process is
+//! sending from the same journal.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -61,6 +68,24 @@ pub enum JournalError {
         msgid: String,
         /// What is wrong.
         what: &'static str,
+    },
+    /// Another agent process (or another open journal in this one) holds the journal's lock.
+    #[error(
+        "journal {path} is in use by another terminal-agent (lock {lock} held): one agent per journal file; stop the other agent or give this one its own data_dir"
+    )]
+    InUse {
+        /// The journal database.
+        path: std::path::PathBuf,
+        /// The lock file.
+        lock: std::path::PathBuf,
+    },
+    /// The lock file could not be created or locked.
+    #[error("journal lock {lock}: {source}")]
+    Lock {
+        /// The lock file.
+        lock: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
     },
     /// All 10 000 sequence numbers of this second are used.
     #[error("no msgid left in this second")]
@@ -147,10 +172,42 @@ impl std::fmt::Debug for StoredMessage {
     }
 }
 
-/// The journal. Cheap to clone (a connection pool).
+/// The journal. Cheap to clone (a connection pool and the shared lock).
 #[derive(Debug, Clone)]
 pub struct Journal {
     pool: SqlitePool,
+    /// The open, exclusively locked `<journal>.lock`; `None` once closed.
+    lock: std::sync::Arc<std::sync::Mutex<Option<std::fs::File>>>,
+}
+
+/// The lock file of the journal at `path`: `<path>.lock` (never deleted: removing a lock file
+/// while another process waits on it would let two processes in).
+pub fn lock_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    std::path::PathBuf::from(name)
+}
+
+/// Takes the exclusive lock of the journal at `path`, without waiting.
+fn lock(path: &Path) -> Result<std::fs::File, JournalError> {
+    let lock = lock_path(path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|source| JournalError::Lock {
+            lock: lock.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::InUse {
+            path: path.to_owned(),
+            lock,
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(JournalError::Lock { lock, source }),
+    }
 }
 
 /// Unix milliseconds now.
@@ -162,11 +219,14 @@ pub fn now_ms() -> i64 {
 }
 
 impl Journal {
-    /// Opens (creating if needed) the journal at `path`, then sweeps the messages a crash left
-    /// in doubt ([`super::sweep`]: a 2207/2304 left `sending` gets its 2601 queued).
+    /// Opens (creating if needed) the journal at `path` after taking its exclusive lock, then
+    /// sweeps the messages a crash left in doubt ([`super::sweep`]: a 2207/2304 left `sending`
+    /// gets its 2601 queued).
     ///
-    /// Errors: [`JournalError`].
+    /// Errors: [`JournalError::InUse`] when another agent holds the journal (nothing is read or
+    /// written then), [`JournalError::Lock`], [`JournalError::Database`].
     pub async fn open(path: &Path) -> Result<Self, JournalError> {
+        let lock = lock(path)?;
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
             .create_if_missing(true)
@@ -178,7 +238,10 @@ impl Journal {
             .await?;
         sqlx::raw_sql(MIGRATION_1).execute(&pool).await?;
         sqlx::raw_sql(MIGRATION_2).execute(&pool).await?;
-        let journal = Self { pool };
+        let journal = Self {
+            pool,
+            lock: std::sync::Arc::new(std::sync::Mutex::new(Some(lock))),
+        };
         let report = super::sweep::sweep(&journal).await?;
         if report != super::sweep::SweepReport::default() {
             tracing::warn!(
@@ -191,9 +254,13 @@ impl Journal {
         Ok(journal)
     }
 
-    /// Closes the pool (a test's "agent stops").
+    /// Closes the pool, then releases the lock (a test's "agent stops"); for every clone.
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Ok(mut lock) = self.lock.lock() {
+            // Dropping the file releases the flock.
+            lock.take();
+        }
     }
 
     /// The next free msgid for `fixmedins_code` in the second `compact` (`yyyyMMddHHmmss`).

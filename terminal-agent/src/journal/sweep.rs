@@ -1,6 +1,8 @@
 //! The sweep of messages a crash left in doubt, run by [`super::Journal::open`]: a row still in
 //! `sending` means the agent died between journaling a message and reading its answer, so the
-//! switch may or may not have processed it.
+//! switch may or may not have processed it. That reading is only sound because no other process
+//! can be sending from the same journal: [`super::Journal::open`] holds the journal's exclusive
+//! lock before it sweeps (a second agent on the file is refused, tests/journal_lock.rs).
 //!
 //! - A settlement (2207/2304, [`super::send::reversible`]) in doubt gets the same 2601 reversal
 //!   a timeout queues (medical-settlement.md §1.6), built from the journaled envelope (its
