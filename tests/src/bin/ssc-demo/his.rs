@@ -10,10 +10,15 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-/// One hospital's HIS connection to the switch.
+use crate::web::Gateway;
+
+/// The national interface's envelope path.
+pub const CALL_SERVICE_PATH: &str = "/fsi/api/rsfComIfsService/callService";
+
+/// One hospital's HIS connection to its region's node.
 pub struct His {
     client: reqwest::blocking::Client,
-    url: String,
+    base_url: String,
     paas_id: String,
     paas_token: String,
     /// 定点医药机构编号 (12 characters).
@@ -26,11 +31,10 @@ pub struct His {
 }
 
 impl His {
-    /// A HIS of `fixmedins_code` posting to `base_url` as `paas_id`.
+    /// A HIS of `fixmedins_code` posting to `base_url` as the gateway caller `gateway`.
     pub fn new(
         base_url: &str,
-        paas_id: &str,
-        paas_token: &str,
+        gateway: &Gateway,
         fixmedins_code: &str,
         fixmedins_name: &str,
         mdtrtarea_admvs: &str,
@@ -39,9 +43,9 @@ impl His {
             client: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()?,
-            url: format!("{base_url}/fsi/api/rsfComIfsService/callService"),
-            paas_id: paas_id.to_owned(),
-            paas_token: paas_token.to_owned(),
+            base_url: base_url.to_owned(),
+            paas_id: gateway.paas_id.clone(),
+            paas_token: gateway.token.clone(),
             fixmedins_code: fixmedins_code.to_owned(),
             fixmedins_name: fixmedins_name.to_owned(),
             mdtrtarea_admvs: mdtrtarea_admvs.to_owned(),
@@ -66,13 +70,45 @@ impl His {
 
     /// Posts one envelope and returns its `output`, or fails with the switch's `err_msg`.
     pub fn call(&self, infno: &str, insuplc_admdvs: &str, input: Value) -> Result<Value> {
+        self.send(infno, insuplc_admdvs, input, None).1
+    }
+
+    /// Posts one envelope (to `via` instead of the node when given: a relay) and returns its
+    /// msgid with the `output` or the failure.
+    pub fn send(
+        &self,
+        infno: &str,
+        insuplc_admdvs: &str,
+        input: Value,
+        via: Option<&str>,
+    ) -> (String, Result<Value>) {
+        let msgid = self.next_msgid();
+        let result = self.post(infno, &msgid, insuplc_admdvs, input, via);
+        (msgid, result)
+    }
+
+    fn next_msgid(&self) -> String {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) % 10_000;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
-        let msgid = format!(
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        format!(
             "{}{}{seq:04}",
             self.fixmedins_code,
             shanghai_compact(now.as_secs())
-        );
+        )
+    }
+
+    fn post(
+        &self,
+        infno: &str,
+        msgid: &str,
+        insuplc_admdvs: &str,
+        input: Value,
+        via: Option<&str>,
+    ) -> Result<Value> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
+        let seq = self.seq.load(Ordering::Relaxed);
         let envelope = json!({
             "infno": infno,
             "msgid": msgid,
@@ -94,9 +130,10 @@ impl His {
         let signature = hex::encode(Sha256::digest(
             format!("{timestamp}{}{nonce}{timestamp}", self.paas_token).as_bytes(),
         ));
+        let url = format!("{}{CALL_SERVICE_PATH}", via.unwrap_or(&self.base_url));
         let reply: Value = self
             .client
-            .post(&self.url)
+            .post(url)
             .header("x-tif-paasid", &self.paas_id)
             .header("x-tif-timestamp", &timestamp)
             .header("x-tif-nonce", &nonce)
