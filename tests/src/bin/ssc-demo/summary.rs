@@ -197,7 +197,9 @@ impl Summary<'_> {
                 }
             );
         }
-        for skipped in &d.skipped {
+        let mut notes: Vec<&String> = d.skipped.iter().collect();
+        notes.dedup();
+        for skipped in notes {
             println!("note: {skipped}");
         }
         println!();
