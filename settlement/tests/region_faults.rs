@@ -19,10 +19,12 @@
 //! - made-up employees of Beijing and Tianjin (balance 2000.00), bills of 1 × 30.00 of a 甲类
 //!   drug at 三级 hospitals, at most 25 each: below every deductible (Beijing 1800, Tianjin ≥
 //!   800), so each bill is account 30.00, fund 0, cash 0;
-//! - 李淑芬 (Beijing retiree, account 15230.80), bills of 50 × 30.00 = 1500.00 at a Tianjin 三级
-//!   hospital, at most 8: deductible 1300, ratio 0.85, no temporary-visit cut (京津冀 视同备案),
-//!   identical bills, so with n bills standing (in any order, reversals restoring the year's
-//!   accumulators) fund = 0.85 × (1500 n − 1300) and account = 1500 n − fund.
+//! - 李淑芬 (Beijing retiree, account 15230.80) first settles 67 × 30.00 = 2010.00 at home (a
+//!   Beijing 三级 hospital, before the stream): deductible 1300, ratio 0.85 → fund 603.50,
+//!   account 1406.50; her year's deductible is then used up, so each of her stream bills of
+//!   50 × 30.00 = 1500.00 at a Tianjin 三级 hospital (at most 8; no temporary-visit cut, 京津冀
+//!   视同备案) is fund 1275.00 and account 225.00 whatever the order of settlements and
+//!   reversals (the annual cap 20000 is not reached: 603.50 + 8 × 1275.00).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -238,12 +240,29 @@ async fn finish_his(his: &His, urls: &HashMap<&'static str, String>, bills: &mut
     }
 }
 
-fn fund_li(n: i64) -> i64 {
-    if n == 0 {
-        0
-    } else {
-        (150_000 * n - 130_000) * 85 / 100
-    }
+/// 李淑芬's bill at home before the stream: 67 × 30.00; and its split (fund, account), fen.
+const LI_HOME_CNT: u32 = 67;
+const LI_HOME: (i64, i64) = (60_350, 140_650);
+/// Each of her stream bills at Tianjin, after the deductible: (fund, account), fen.
+const LI_STREAM: (i64, i64) = (127_500, 22_500);
+
+/// 李淑芬 uses up her year's deductible at a Beijing hospital (see the module's oracle).
+async fn li_home_bill(his: &His, bj_url: &str) {
+    let b = his
+        .bill(bj_url, BJ, BJ, BJ_HOSP.2, LI, BJ, LI_HOME_CNT)
+        .await
+        .expect("2201/2204 at home");
+    let Answer::Settled(output) = &b.answer else {
+        panic!("home bill: {:?}", b.answer);
+    };
+    let fen = service_support::fen;
+    assert_eq!(
+        (
+            fen(&output["setlinfo"]["hifp_pay"]),
+            fen(&output["setlinfo"]["acct_pay"])
+        ),
+        LI_HOME
+    );
 }
 
 fn fund_spec(region: &str) -> AccountSpec {
@@ -297,16 +316,16 @@ async fn check_cluster(nodes: &[ProcNode], regions: &Regions, bills: &[Bill]) ->
             .unwrap_or(i64::MAX)
     };
     let n_li = live(&|b| b.psn == LI);
-    let (fund, acct_li) = (fund_li(n_li), 150_000 * n_li - fund_li(n_li));
+    let (fund, acct_li) = (LI_STREAM.0 * n_li, LI_STREAM.1 * n_li);
     let bj_extra_at = |t: &str| live(&|b| b.insured == BJ && b.psn != LI && b.treating == t);
     let tj_at = |t: &str| live(&|b| b.insured == TJ && b.treating == t);
 
     // Insured side: personal accounts and Beijing's pooled fund.
     assert_eq!(
         views[BJ].balance(&personal(BJ, LI)).await,
-        LI_OPENING - acct_li
+        LI_OPENING - LI_HOME.1 - acct_li
     );
-    assert_eq!(views[BJ].balance(&fund_spec(BJ)).await, -fund);
+    assert_eq!(views[BJ].balance(&fund_spec(BJ)).await, -(LI_HOME.0 + fund));
     for k in 0..EXTRA_PER_REGION {
         for region in [BJ, TJ] {
             let psn = extra_psn(region, k);
@@ -329,7 +348,7 @@ async fn check_cluster(nodes: &[ProcNode], regions: &Regions, bills: &[Bill]) ->
     );
     assert_eq!(
         views[BJ].balance(&institution(BJ, BJ_HOSP.2)).await,
-        3_000 * tj_at(BJ)
+        3_000 * i64::from(LI_HOME_CNT) + 3_000 * tj_at(BJ)
     );
     // Claims by (treating, insured, fund).
     let mut claims: BTreeMap<(&str, &str, u32), i64> = BTreeMap::new();
@@ -355,7 +374,7 @@ async fn check_cluster(nodes: &[ProcNode], regions: &Regions, bills: &[Bill]) ->
     // Windows: all closed ones final and balanced; their figures add up to the claims.
     for origin in [BJ, TJ, HB] {
         let o = &views[origin];
-        let open = o.node.open_window().await;
+        let open = o.node.open_window(&o.medical).await.unwrap();
         let mut sums: BTreeMap<(u32, u32), i64> = BTreeMap::new();
         for window in 1..open {
             let mut reports = Vec::new();
@@ -504,6 +523,7 @@ async fn nodes_killed_mid_stream_and_restarted() {
     let urls: Vec<(&str, String)> = cluster.nodes.iter().map(|n| (n.admdvs, n.url())).collect();
     cluster.write_regions(&urls);
     cluster.start_all().await;
+    li_home_bill(&His::new(4), &cluster.his_urls()[BJ]).await;
     let stream = Stream::start(His::new(1), cluster.his_urls(), 5);
     stream.wait_more(25).await;
     cluster.node(BJ).kill9();
@@ -548,6 +568,7 @@ async fn link_faults_and_a_partition_heal() {
     for p in proxies.values() {
         p.set_faults(faults);
     }
+    li_home_bill(&His::new(5), &cluster.his_urls()[BJ]).await;
     let stream = Stream::start(His::new(2), cluster.his_urls(), 5);
     stream.wait_more(40).await;
     proxies[BJ].cut();

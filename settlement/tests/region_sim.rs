@@ -737,7 +737,7 @@ impl World {
         }
         for origin in &self.nodes {
             let o = origin.live();
-            let open = o.node.open_window().await;
+            let open = o.node.open_window(&o.medical).await.unwrap();
             let mut owed_total: std::collections::BTreeMap<(u32, u32, u32), i64> =
                 Default::default();
             for window in 1..open {

@@ -2,7 +2,9 @@
 //!
 //! - `settlement serve [--listen ADDR] [--data DIR] [--refdata DIR] [--region X --regions FILE]`:
 //!   the HTTP service (SQLite `DIR/ledger.sqlite3` unless `DATABASE_URL` names PostgreSQL); with
-//!   `--region` it is that region's node (`settlement::region`, `--region-*-ms` its timeouts). Gateway callers come from
+//!   `--region` it is that region's node (`settlement::region`, `--region-*-ms` its timeouts).
+//!   On PostgreSQL several `serve` processes may serve one database (advisory locks, no state
+//!   cache: `Medical::share_database`) unless `--sole-process` says this one is alone. Gateway callers come from
 //!   `SETTLEMENT_PAAS` (`id=token,id2=token2`); without it, `--no-gateway-auth` must be given.
 //!   SIGINT/SIGTERM: stop accepting, finish in-flight requests (settlements included), drain the
 //!   ledger writer, exit.
@@ -71,6 +73,11 @@ enum Command {
         /// Period of the outbox delivery and intent resolver, ms.
         #[arg(long, default_value_t = 200)]
         region_tick_ms: u64,
+        /// PostgreSQL: this is the only process serving the database, so the state cache may
+        /// keep accumulators and balances and no advisory locks are taken. Without it several
+        /// `serve` processes can serve one database at once.
+        #[arg(long)]
+        sole_process: bool,
     },
     /// Import insured persons from a CSV.
     ImportPersons {
@@ -162,11 +169,20 @@ async fn serve(
     refdata: &Path,
     no_auth: bool,
     region: Option<(String, PathBuf, settlement::region::NodeOptions)>,
+    sole_process: bool,
 ) -> Result<()> {
     let gateway = gateway_config(no_auth)?;
     let refdata = load_refdata(refdata)?;
     let ledger = Arc::new(open_ledger(data).await?);
     let medical = Arc::new(Medical::new(ledger.clone(), refdata));
+    if !sole_process
+        && medical
+            .share_database()
+            .await
+            .context("setting up the advisory locks")?
+    {
+        tracing::info!("PostgreSQL shared by several processes: advisory locks, no state cache");
+    }
     let state = Arc::new(AppState {
         medical: medical.clone(),
         gateway: Gateway::new(gateway),
@@ -246,6 +262,7 @@ async fn main() -> Result<()> {
             region_connect_timeout_ms,
             region_intent_stale_ms,
             region_tick_ms,
+            sole_process,
         } => {
             let options = settlement::region::NodeOptions {
                 request_timeout_ms: region_request_timeout_ms,
@@ -256,7 +273,7 @@ async fn main() -> Result<()> {
             let node = region
                 .zip(regions)
                 .map(|(region, regions)| (region, regions, options));
-            serve(listen, &data, &refdata, no_gateway_auth, node).await
+            serve(listen, &data, &refdata, no_gateway_auth, node, sole_process).await
         }
         Command::ImportPersons { file, data } => import_persons(&file, &data).await,
     }

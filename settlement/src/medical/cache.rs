@@ -11,8 +11,9 @@
 //! changed only AFTER the change committed, under the person's lock (so no reader sees a state
 //! that did not commit); an outcome that is unknown (a failed batch) drops the person's entries,
 //! so the next request reloads them. Every map is bounded: past its limit it is cleared (entries
-//! reload on demand). Valid while this process is the only writer of the persons it serves; the
-//! multi-process deployment (issue 6) must route a person to one process or drop this cache.
+//! reload on demand). Valid while this process is the only writer of the persons it serves; when
+//! other processes serve the same database (`Medical::share_database`, issue 6) only person
+//! records are kept.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,6 +45,10 @@ pub(crate) struct VisitState {
 /// The cache.
 #[derive(Debug, Default)]
 pub(crate) struct StateCache {
+    /// Other processes write this database too (`Medical::share_database`): only person records
+    /// (never changed after import) are kept; visits, accumulators and balances are read from
+    /// the database under the person's lock.
+    shared: std::sync::atomic::AtomicBool,
     persons: Mutex<HashMap<String, Arc<PersonRecord>>>,
     visits: Mutex<HashMap<String, VisitState>>,
     accumulators: Mutex<HashMap<(String, i64), BTreeMap<String, i64>>>,
@@ -67,6 +72,19 @@ fn bounded_insert<K: std::hash::Hash + Eq, V>(
 }
 
 impl StateCache {
+    /// Keeps only person records from now on (see `shared`).
+    pub(crate) fn share(&self) {
+        self.shared
+            .store(true, std::sync::atomic::Ordering::Release);
+        lock(&self.visits).clear();
+        lock(&self.accumulators).clear();
+        lock(&self.balances).clear();
+    }
+
+    fn off(&self) -> bool {
+        self.shared.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     pub(crate) fn person(&self, psn_no: &str) -> Option<Arc<PersonRecord>> {
         lock(&self.persons).get(psn_no).cloned()
     }
@@ -81,10 +99,16 @@ impl StateCache {
     }
 
     pub(crate) fn visit(&self, mdtrt_id: &str) -> Option<VisitState> {
+        if self.off() {
+            return None;
+        }
         lock(&self.visits).get(mdtrt_id).cloned()
     }
 
     pub(crate) fn put_visit(&self, mdtrt_id: &str, state: VisitState) {
+        if self.off() {
+            return;
+        }
         bounded_insert(
             &mut lock(&self.visits),
             VISITS_CACHED_MAX,
@@ -101,12 +125,18 @@ impl StateCache {
     }
 
     pub(crate) fn accumulators(&self, psn_no: &str, year: i64) -> Option<BTreeMap<String, i64>> {
+        if self.off() {
+            return None;
+        }
         lock(&self.accumulators)
             .get(&(psn_no.to_owned(), year))
             .cloned()
     }
 
     pub(crate) fn put_accumulators(&self, psn_no: &str, year: i64, sums: BTreeMap<String, i64>) {
+        if self.off() {
+            return;
+        }
         bounded_insert(
             &mut lock(&self.accumulators),
             ACCOUNTS_CACHED_MAX,
@@ -125,10 +155,16 @@ impl StateCache {
     }
 
     pub(crate) fn balance(&self, account: AccountId) -> Option<i64> {
+        if self.off() {
+            return None;
+        }
         lock(&self.balances).get(&account).copied()
     }
 
     pub(crate) fn put_balance(&self, account: AccountId, credit_balance_fen: i64) {
+        if self.off() {
+            return;
+        }
         bounded_insert(
             &mut lock(&self.balances),
             ACCOUNTS_CACHED_MAX,

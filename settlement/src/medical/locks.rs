@@ -4,18 +4,24 @@
 //! batches. The map holds an entry only while someone holds or waits for it, so it is bounded by
 //! the number of requests in flight.
 //!
-//! Across several processes on one PostgreSQL database (issue 6) this queue is not enough on its
-//! own; see `medical` module docs for what stands in for it there.
+//! Across several processes on one PostgreSQL database (issue 6) the queue also takes the
+//! person's advisory lock (`store::advisory`) once `Medical::share_database` set it up, so one
+//! person's money messages run one after another in all of them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
+use crate::nhsa::ApiError;
+use crate::store::advisory::{LockMode, SharedGuard, SharedLocks};
+
 /// Per-key async locks.
 #[derive(Debug, Default)]
 pub(crate) struct PersonLocks {
     map: Mutex<HashMap<String, Arc<AsyncMutex<()>>>>,
+    /// The database's advisory locks, when other processes serve the same database.
+    pub(crate) shared: std::sync::OnceLock<SharedLocks>,
 }
 
 /// Holds a person's lock; releasing it drops the map entry when nobody else waits.
@@ -24,21 +30,34 @@ pub(crate) struct PersonGuard<'a> {
     locks: &'a PersonLocks,
     key: String,
     guard: Option<OwnedMutexGuard<()>>,
+    /// The cross-process lock (released after the in-process one is).
+    _shared: Option<SharedGuard>,
 }
 
 impl PersonLocks {
-    /// Waits for and takes the lock of `psn_no`.
-    pub(crate) async fn lock(&self, psn_no: &str) -> PersonGuard<'_> {
+    /// Waits for and takes the lock of `psn_no` (and its advisory lock in shared mode).
+    /// Errors: `Internal` if the database lock could not be taken (retryable).
+    pub(crate) async fn lock(&self, psn_no: &str) -> Result<PersonGuard<'_>, ApiError> {
         let mutex = {
             let mut map = self.map.lock().unwrap_or_else(|poison| poison.into_inner());
             map.entry(psn_no.to_owned()).or_default().clone()
         };
         let guard = mutex.lock_owned().await;
-        PersonGuard {
+        let mut held = PersonGuard {
             locks: self,
             key: psn_no.to_owned(),
             guard: Some(guard),
+            _shared: None,
+        };
+        if let Some(shared) = self.shared.get() {
+            held._shared = Some(
+                shared
+                    .lock(&format!("person\0{psn_no}"), LockMode::Exclusive)
+                    .await
+                    .map_err(super::internal)?,
+            );
         }
+        Ok(held)
     }
 
     /// Entries currently in the map (for tests of boundedness).
@@ -79,7 +98,7 @@ mod tests {
             let locks = locks.clone();
             let counter = counter.clone();
             tasks.push(tokio::spawn(async move {
-                let _guard = locks.lock("P1").await;
+                let _guard = locks.lock("P1").await.unwrap();
                 {
                     let mut c = counter.lock().unwrap();
                     c.0 += 1;

@@ -32,8 +32,9 @@
 //! personal account can still never go negative across processes (the ledger checks it inside the
 //! serialised write), and a second settlement of one visit or a second cancellation of one
 //! settlement is refused by the ledger's at-most-one-reversal rule and the message record's
-//! primary key; exact accumulators across processes sharing one PostgreSQL database (issue 6)
-//! need a per-person database lock that this issue does not add.
+//! primary key. Several processes can serve one PostgreSQL database (issue 6) once each calls
+//! `Medical::share_database`: the per-person queue then also takes the person's advisory lock,
+//! and the cache keeps only person records.
 
 pub(crate) mod accounts;
 mod cache;
@@ -118,6 +119,29 @@ impl Medical {
     /// A second call is ignored (returns false).
     pub fn set_region(&self, node: Arc<crate::region::Node>) -> bool {
         self.region.set(node).is_ok()
+    }
+
+    /// Makes this core safe beside other processes serving the same PostgreSQL database: a
+    /// person's money messages (and a region node's transfers and window close) also take
+    /// PostgreSQL advisory locks, and the cache keeps only person records, so every split reads
+    /// the accumulators and balance the last commit in any process left. Call before
+    /// `region::attach`. Returns false on SQLite (one process per database file), or if already
+    /// shared. Errors: the lock pool could not be set up.
+    pub async fn share_database(&self) -> Result<bool, LedgerError> {
+        let Some(shared) = crate::store::advisory::SharedLocks::open(self.ledger.store()).await?
+        else {
+            return Ok(false);
+        };
+        if self.locks.shared.set(shared).is_err() {
+            return Ok(false);
+        }
+        self.cache.share();
+        Ok(true)
+    }
+
+    /// The advisory locks, when shared (`share_database`).
+    pub(crate) fn shared_locks(&self) -> Option<&crate::store::advisory::SharedLocks> {
+        self.locks.shared.get()
     }
 
     /// The ledger.

@@ -160,7 +160,7 @@ impl Medical {
                 reason: "mid-stay settlement is not supported; settle at discharge".to_owned(),
             });
         }
-        let _guard = self.locks.lock(&req.psn_no).await;
+        let _guard = self.locks.lock(&req.psn_no).await?;
         if commit && let Prior::Answered(answer) = self.prior(env).await? {
             return answer;
         }
@@ -407,7 +407,7 @@ impl Medical {
     ) -> Result<Output, ApiError> {
         let data: input::Data<input::SettleCancel> = input::parse(&env.infno, &env.input)?;
         let cancel = data.data;
-        let _guard = self.locks.lock(&cancel.psn_no).await;
+        let _guard = self.locks.lock(&cancel.psn_no).await?;
         if let Prior::Answered(answer) = self.prior(env).await? {
             return answer;
         }
@@ -450,7 +450,7 @@ impl Medical {
                 reason: "a message cannot reverse itself".into(),
             });
         }
-        let _guard = self.locks.lock(&rev.psn_no).await;
+        let _guard = self.locks.lock(&rev.psn_no).await?;
         if let Prior::Answered(answer) = self.prior(env).await? {
             return answer;
         }

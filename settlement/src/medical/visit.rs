@@ -138,7 +138,7 @@ impl Medical {
                 (a.psn_no, a.insutype, a.begntime, a.med_type)
             }
         };
-        let _guard = self.locks.lock(&psn_no).await;
+        let _guard = self.locks.lock(&psn_no).await?;
         if let Prior::Answered(answer) = self.prior(env).await? {
             return answer;
         }
@@ -227,7 +227,7 @@ impl Medical {
                 )
             }
         };
-        let _guard = self.locks.lock(&psn_no).await;
+        let _guard = self.locks.lock(&psn_no).await?;
         if let Prior::Answered(answer) = self.prior(env).await? {
             return answer;
         }
@@ -325,7 +325,7 @@ impl Medical {
             }
             classified.push((result, line));
         }
-        let _guard = self.locks.lock(&psn_no).await;
+        let _guard = self.locks.lock(&psn_no).await?;
         if let Prior::Answered(answer) = self.prior(env).await? {
             return answer;
         }
@@ -406,7 +406,7 @@ impl Medical {
     pub(crate) async fn cancel_fees(&self, env: &Envelope, kind: Kind) -> Result<Output, ApiError> {
         let data: input::Data<input::FeeCancel> = input::parse(&env.infno, &env.input)?;
         let cancel = data.data;
-        let _guard = self.locks.lock(&cancel.psn_no).await;
+        let _guard = self.locks.lock(&cancel.psn_no).await?;
         if let Prior::Answered(answer) = self.prior(env).await? {
             return answer;
         }

@@ -14,32 +14,20 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::medical::Medical;
-use crate::medical::ids::now_ms;
-use crate::medical::rows::{Row, Table, Value as Cell};
 
 use super::wire::{Figure, Report};
 use super::{Node, RegionError, db};
 
 impl Node {
-    /// The open window of this node as origin.
-    pub async fn open_window(&self) -> i64 {
-        *self.window.read().await
+    /// The open window of this node as origin. Errors: storage.
+    pub async fn open_window(&self, med: &Medical) -> Result<i64, RegionError> {
+        self.window.open(med.ledger()).await
     }
 
-    /// Closes the open window (atomic cut) and returns its id; the next one opens.
+    /// Closes the open window (atomic cut: waits for every settlement stamped with it, in every
+    /// process serving this node's database) and returns its id; the next one opens.
     pub async fn close_window(&self, med: &Medical) -> Result<i64, RegionError> {
-        let mut open = self.window.write().await;
-        let closed = *open;
-        db::write_rows(
-            med.ledger(),
-            vec![Row {
-                table: Table::RegionWindows,
-                values: vec![Cell::I64(closed), Cell::I64(now_ms())],
-            }],
-        )
-        .await?;
-        *open = closed + 1;
-        Ok(closed)
+        self.window.close(med.ledger()).await
     }
 
     /// This node's figures for `origin`'s `window`.
@@ -60,7 +48,7 @@ impl Node {
             })
             .collect();
         let final_at_origin = origin == self.me.code()
-            && window < self.open_window().await
+            && window < self.open_window(med).await?
             && db::open_items(med.ledger(), window).await? == 0;
         Ok(Report {
             figures,

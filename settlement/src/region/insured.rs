@@ -87,7 +87,7 @@ pub async fn split(node: &Node, med: &Medical, req: SplitRequest) -> Result<Deci
         return Err(bad("lines", "1..=SPLIT_LINES_MAX lines"));
     }
     let sha = request_hash(&req);
-    let _xfer = node.xfers.lock(&req.xfer_id).await;
+    let _xfer = node.xfers.lock(&req.xfer_id).await.map_err(internal)?;
     if req.commit {
         for (kind, stored_sha, reply) in db::inbox(med.ledger(), &req.xfer_id)
             .await
@@ -109,7 +109,7 @@ pub async fn split(node: &Node, med: &Medical, req: SplitRequest) -> Result<Deci
     if person.insutype != req.insutype {
         return Err(ApiError::InsutypeNotFound(req.insutype.clone()));
     }
-    let _person = med.locks.lock(&req.psn_no).await;
+    let _person = med.locks.lock(&req.psn_no).await?;
     let policy = med
         .refdata
         .policies
@@ -301,7 +301,7 @@ fn bad(field: &'static str, reason: &str) -> ApiError {
 
 /// `POST /region/v1/resolve`: the decision, or a void if there is none yet.
 pub async fn resolve(node: &Node, med: &Medical, xfer: &str) -> Result<Decision, ApiError> {
-    let _xfer = node.xfers.lock(xfer).await;
+    let _xfer = node.xfers.lock(xfer).await.map_err(internal)?;
     let rows = db::inbox(med.ledger(), xfer).await.map_err(internal)?;
     if let Some((_, _, reply)) = rows.iter().find(|(k, _, _)| k == "D") {
         return serde_json::from_str(reply).map_err(internal);
@@ -330,7 +330,7 @@ pub async fn reverse(
     if req.xfer_id != xfer_id(origin, &req.msgid) {
         return Err(bad("xfer_id", "must be {origin}-{msgid}"));
     }
-    let _xfer = node.xfers.lock(&req.xfer_id).await;
+    let _xfer = node.xfers.lock(&req.xfer_id).await.map_err(internal)?;
     let rows = db::inbox(med.ledger(), &req.xfer_id)
         .await
         .map_err(internal)?;
@@ -371,7 +371,7 @@ pub async fn reverse(
     let output: SettleOutput = serde_json::from_str(&figures.output).map_err(internal)?;
     let psn_no = output.setlinfo.psn_no.clone();
     let setl_id = output.setlinfo.setl_id.clone();
-    let _person = med.locks.lock(&psn_no).await;
+    let _person = med.locks.lock(&psn_no).await?;
     let reversed = decision_text(&Decision::Reversed)?;
     let mut rows = vec![db::inbox_row(
         &req.xfer_id,

@@ -27,13 +27,13 @@ pub mod client;
 pub mod config;
 pub(crate) mod db;
 pub mod insured;
+mod locks;
 mod outbox;
 pub mod status;
 pub mod treating;
 pub mod wire;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::ids::Admdvs;
@@ -41,6 +41,7 @@ use crate::medical::Medical;
 
 pub use api::router;
 pub use config::{Region, Regions};
+pub use locks::WindowStamp;
 
 /// Errors of the region layer.
 #[derive(Debug, thiserror::Error)]
@@ -104,8 +105,8 @@ pub struct Node {
     transport: Arc<dyn client::Transport>,
     /// The open clearing window of this node as origin; settlements hold it shared from stamping
     /// to commit, closing takes it exclusively (the atomic cut).
-    window: Arc<tokio::sync::RwLock<i64>>,
-    xfers: KeyedLocks,
+    window: locks::WindowGate,
+    xfers: locks::KeyedLocks,
     /// One delivery round at a time (the background task and `flush_outbox`).
     outbox_turn: tokio::sync::Mutex<()>,
 }
@@ -143,8 +144,8 @@ impl Node {
             regions,
             options,
             transport,
-            window: Arc::new(tokio::sync::RwLock::new(open)),
-            xfers: KeyedLocks::default(),
+            window: locks::WindowGate::new(open, medical.shared_locks().cloned()),
+            xfers: locks::KeyedLocks::new(medical.shared_locks().cloned()),
             outbox_turn: tokio::sync::Mutex::new(()),
         })
     }
@@ -185,53 +186,6 @@ impl Node {
                 }
             }
         })
-    }
-}
-
-/// Per-key async locks (one transfer or one person handled at a time within a process).
-#[derive(Debug, Default)]
-pub(crate) struct KeyedLocks {
-    map: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-/// A held key lock; the entry is dropped with the last holder.
-pub(crate) struct KeyGuard<'a> {
-    locks: &'a KeyedLocks,
-    key: String,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl Drop for KeyGuard<'_> {
-    fn drop(&mut self) {
-        self.guard.take();
-        let mut map = self.locks.map.lock().unwrap_or_else(|p| p.into_inner());
-        if map
-            .get(&self.key)
-            .is_some_and(|m| Arc::strong_count(m) == 1)
-        {
-            map.remove(&self.key);
-        }
-    }
-}
-
-impl KeyedLocks {
-    pub(crate) async fn lock(&self, key: &str) -> KeyGuard<'_> {
-        let mutex = {
-            let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(key.to_owned()).or_default().clone()
-        };
-        let guard = mutex.lock_owned().await;
-        KeyGuard {
-            locks: self,
-            key: key.to_owned(),
-            guard: Some(guard),
-        }
-    }
-
-    /// True if some task holds `key` now.
-    pub(crate) fn busy(&self, key: &str) -> bool {
-        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.contains_key(key)
     }
 }
 

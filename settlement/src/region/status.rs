@@ -99,7 +99,7 @@ impl Node {
         let (outbox_pending, intents_open) = db::open_counts(med.ledger()).await?;
         Ok(NodeStatus {
             admdvs: self.me.code(),
-            open_window: self.open_window().await,
+            open_window: self.open_window(med).await?,
             outbox_pending,
             intents_open,
         })

@@ -80,9 +80,9 @@ pub(crate) async fn settle(node: &Node, med: &Medical, bill: Bill<'_>) -> Result
     })?;
     let (to, name) = (target.admdvs, target.name.clone());
     let xfer = xfer_id(node.me, bill.env.msgid.as_str());
-    let _xfer = node.xfers.lock(&xfer).await;
-    let open = node.window.clone().read_owned().await;
-    let mut window = *open;
+    let _xfer = node.xfers.lock(&xfer).await.map_err(internal)?;
+    let stamp = node.window.stamp(med.ledger()).await.map_err(internal)?;
+    let mut window = stamp.window;
     // An earlier attempt of this msgid left an intent without an outcome (the treating node
     // crashed while it waited): the insured node may have decided it, so "unreachable" now
     // proves nothing about it and must be resolved like a timeout.
@@ -370,14 +370,14 @@ fn raw(text: String) -> Result<Output, ApiError> {
 
 /// Hook of `medical`'s cancellation/reversal: for a cross-region settlement made here, adds to
 /// `rows` (committed with the mirror posting) the 'C' state, the negated clearing events in the
-/// open window and the durable reversal toward the insured node. Returns the window guard the
+/// open window and the durable reversal toward the insured node. Returns the window stamp the
 /// caller holds until the posting is decided (`None`: not a cross-region settlement).
 pub(crate) async fn on_reverse(
     node: &Node,
     med: &Medical,
     settlement: &StoredSettlement,
     rows: &mut Vec<Row>,
-) -> Result<Option<tokio::sync::OwnedRwLockReadGuard<i64>>, ApiError> {
+) -> Result<Option<super::WindowStamp>, ApiError> {
     let insured = Admdvs::from_code(u32::try_from(settlement.insuplc_admdvs).unwrap_or(u32::MAX))
         .map_err(internal)?;
     if node.serves(insured) {
@@ -391,8 +391,8 @@ pub(crate) async fn on_reverse(
         return Ok(None);
     };
     let to = first.counter;
-    let open = node.window.clone().read_owned().await;
-    let window = *open;
+    let stamp = node.window.stamp(med.ledger()).await.map_err(internal)?;
+    let window = stamp.window;
     rows.push(db::xfer_row(&xfer, "C", to, window, "cancelled"));
     for e in &events {
         rows.push(db::event_row(
@@ -419,7 +419,7 @@ pub(crate) async fn on_reverse(
         &body,
         window,
     ));
-    Ok(Some(open))
+    Ok(Some(stamp))
 }
 
 /// Abandons intents left without an outcome (crash, lost local commit) for longer than
@@ -427,10 +427,9 @@ pub(crate) async fn on_reverse(
 pub async fn resolve_stale(node: &Node, med: &Medical) -> Result<(), RegionError> {
     let before = now_ms() - node.options.intent_stale_ms;
     for (xfer, counter, window, detail) in db::stale_intents(med.ledger(), before).await? {
-        if node.xfers.busy(&xfer) {
+        let Some(_xfer) = node.xfers.try_lock(&xfer).await? else {
             continue;
-        }
-        let _xfer = node.xfers.lock(&xfer).await;
+        };
         let states = db::xfer_states(med.ledger(), &xfer).await?;
         if states.iter().any(|(s, ..)| s != "I") {
             continue;

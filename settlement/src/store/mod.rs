@@ -6,6 +6,7 @@
 //! here: how a write transaction begins (`BEGIN IMMEDIATE` on SQLite, plain `BEGIN` on PostgreSQL)
 //! and the row-lock suffix (`FOR UPDATE` on PostgreSQL; SQLite has one writer at a time).
 
+pub(crate) mod advisory;
 pub(crate) mod batch;
 pub(crate) mod queries;
 

@@ -92,6 +92,8 @@ pub struct ProcNode {
     pub db: TestDb,
     pub regions_file: PathBuf,
     pub log: PathBuf,
+    /// `--region-request-timeout-ms` of this node's processes.
+    pub request_timeout_ms: u64,
     child: Option<Running>,
 }
 
@@ -106,16 +108,16 @@ impl Drop for Running {
 }
 
 /// How the node processes are tuned for tests (short timeouts, fast resolver).
-pub const NODE_ARGS: [&str; 8] = [
+pub const NODE_ARGS: [&str; 4] = [
     "--region-tick-ms",
     "50",
-    "--region-intent-stale-ms",
-    "1500",
-    "--region-request-timeout-ms",
-    "1000",
     "--region-connect-timeout-ms",
     "300",
 ];
+
+/// The inter-node request timeout of test nodes, ms, unless `ProcNode::request_timeout_ms`
+/// says otherwise (the resolver's stale age must stay above it).
+pub const REQUEST_TIMEOUT_MS: u64 = 1_000;
 
 impl ProcNode {
     /// A fresh database for `admdvs` with `persons` imported; not started.
@@ -138,6 +140,7 @@ impl ProcNode {
             db: test,
             regions_file: regions_file.to_owned(),
             log: log_dir.join(format!("node-{admdvs}.log")),
+            request_timeout_ms: REQUEST_TIMEOUT_MS,
             child: None,
         }
     }
@@ -165,6 +168,7 @@ impl ProcNode {
         db: &TestDb,
         regions_file: &Path,
         log: &Path,
+        request_timeout_ms: u64,
     ) -> Child {
         let (database_url, data) = ProcNode::store_args(db);
         let log_file = std::fs::OpenOptions::new()
@@ -187,6 +191,10 @@ impl ProcNode {
             .arg("--regions")
             .arg(regions_file)
             .args(NODE_ARGS)
+            .arg("--region-request-timeout-ms")
+            .arg(request_timeout_ms.to_string())
+            .arg("--region-intent-stale-ms")
+            .arg((request_timeout_ms + 500).to_string())
             .env("RUST_LOG", "settlement=warn")
             .stdout(Stdio::null())
             .stderr(log_file);
@@ -228,6 +236,7 @@ impl ProcNode {
                 &self.db,
                 &self.regions_file,
                 &self.log,
+                self.request_timeout_ms,
             )
             .await,
         ));
