@@ -221,7 +221,8 @@ impl Config {
     }
 
     /// Applies `TERMINAL_AGENT_LISTEN`, `_DATA_DIR`, `_CARD_TIMEOUT_MS`, `_HSM_MODE`,
-    /// `_HSM_URL`, `_SWITCH_URL`, `_SWITCH_PAAS_ID`, `_DEFAULT_READER` from `get`.
+    /// `_HSM_URL`, `_SWITCH_URL`, `_SWITCH_PAAS_ID`, `_SWITCH_RETRY_INITIAL_MS`,
+    /// `_SWITCH_RETRY_MAX_MS`, `_DEFAULT_READER` from `get`.
     ///
     /// Errors: [`ConfigError::Invalid`] for a malformed value.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
@@ -263,6 +264,20 @@ impl Config {
         }
         if let Some(v) = get("TERMINAL_AGENT_SWITCH_PAAS_ID") {
             self.switch.paas_id = v;
+        }
+        for (key, slot) in [
+            (
+                "TERMINAL_AGENT_SWITCH_RETRY_INITIAL_MS",
+                &mut self.switch.retry_initial_ms,
+            ),
+            (
+                "TERMINAL_AGENT_SWITCH_RETRY_MAX_MS",
+                &mut self.switch.retry_max_ms,
+            ),
+        ] {
+            if let Some(v) = get(key) {
+                *slot = v.parse().map_err(|_| invalid(key, "not a number"))?;
+            }
         }
         if let Some(v) = get("TERMINAL_AGENT_DEFAULT_READER") {
             self.default_reader = Some(v);
@@ -315,6 +330,20 @@ mod tests {
         c.apply_env(|k| (k == "TERMINAL_AGENT_CARD_TIMEOUT_MS").then(|| "700".to_owned()))
             .unwrap();
         assert_eq!(c.card_timeout_ms, 700);
+        c.apply_env(|k| match k {
+            "TERMINAL_AGENT_SWITCH_RETRY_INITIAL_MS" => Some("200".to_owned()),
+            "TERMINAL_AGENT_SWITCH_RETRY_MAX_MS" => Some("1000".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            (c.switch.retry_initial_ms, c.switch.retry_max_ms),
+            (200, 1000)
+        );
+        assert!(
+            c.apply_env(|k| (k == "TERMINAL_AGENT_SWITCH_RETRY_MAX_MS").then(|| "1s".to_owned()))
+                .is_err()
+        );
         c.validate().unwrap();
     }
 

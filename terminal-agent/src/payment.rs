@@ -15,8 +15,9 @@
 //! outcome is unknown; the switch's own reversal outbox undoes any issuer approval (the switch
 //! answers 91 before the terminal's timeout whenever the issuer is silent). With a journal, the
 //! terminal also journals its own reversal naming the purchase's `terminal_txn_id`
-//! ([`crate::journal::payrev`]: `POST /payments/v1/reversal`, retried until `00`), so an answer
-//! lost on the way back is undone too.
+//! ([`crate::journal::payrev`]: `POST /payments/v1/reversal`, retried until `00`) **before**
+//! the request leaves, and queues it when no answer comes, so an answer lost on the way back
+//! (or a crash of the agent while it waits) is undone too (tests/purchase_timeout.rs).
 
 use std::time::Duration;
 
@@ -319,8 +320,9 @@ pub struct PurchaseReceipt {
     pub answer: Option<SwitchAnswer>,
     /// How the card finished.
     pub completion: Completion,
-    /// When the switch did not answer and a journal was given: the journal msgid of the queued
-    /// payment reversal (outcome unknown, reversal pending).
+    /// With a journal: the msgid of the queued payment reversal when the switch did not answer
+    /// (outcome unknown) or the issuer's approval was not finished on the card; None when the
+    /// armed reversal was cancelled.
     pub reversal_msgid: Option<String>,
 }
 
@@ -359,11 +361,18 @@ pub struct PurchaseIdentity {
     pub journal: Option<Journal>,
 }
 
-/// [`purchase`] sending `identity.terminal_txn_id`; without an answer, the terminal's payment
-/// reversal is journaled in `identity.journal` (when given) before the card is finished.
+/// [`purchase`] sending `identity.terminal_txn_id`. With a journal in `identity`, the
+/// terminal's payment reversal of the purchase is journaled `armed` **before** the
+/// authorisation request leaves ([`payrev::arm_payment_reversal`]), then resolved:
+/// - no usable answer (timeout, connection lost, unreadable answer): queued, due at once
+///   (outcome unknown; the receipt's `reversal_msgid` names it);
+/// - approved by the issuer (`approved_fen` > 0) but not finished with TC on the card (ARPC
+///   refused, card declined or pulled): queued too, so the approval is undone;
+/// - otherwise (declined, or approved and TC): cancelled.
 ///
 /// Errors: as [`purchase`]; [`AgentError::BadRequest`] for an invalid `terminal_txn_id`,
-/// [`AgentError::Internal`] when the reversal cannot be journaled.
+/// [`AgentError::Internal`] when the reversal cannot be journaled (then the purchase is not
+/// sent and the card is finished with AAC).
 pub async fn purchase_identified(
     readers: &crate::reader::Readers,
     reader: &str,
@@ -385,6 +394,29 @@ pub async fn purchase_identified(
     readers
         .run(reader, job_timeout_ms, move |link| {
             let card = begin_purchase(link, &setup)?;
+            let armed = match &identity {
+                Some(PurchaseIdentity {
+                    terminal_txn_id,
+                    journal: Some(journal),
+                }) => {
+                    let request = PaymentReversal {
+                        terminal_id: setup.terminal_id.clone(),
+                        merchant_id: setup.merchant_id.clone(),
+                        terminal_txn_id: terminal_txn_id.clone(),
+                    };
+                    match handle.block_on(payrev::arm_payment_reversal(journal, &request)) {
+                        Ok(msgid) => Some((journal.clone(), msgid)),
+                        Err(e) => {
+                            // Nothing left: finish the card declined, send nothing.
+                            let _ = complete_purchase(link, &card, None);
+                            return Err(AgentError::Internal(format!(
+                                "journaling the payment reversal before the purchase: {e}"
+                            )));
+                        }
+                    }
+                }
+                _ => None,
+            };
             let answer = handle.block_on(authorise_identified(
                 &client,
                 &endpoint.url,
@@ -393,32 +425,56 @@ pub async fn purchase_identified(
                 endpoint.timeout_ms,
                 identity.as_ref().map(|i| i.terminal_txn_id.as_str()),
             ));
-            let (answer, reversal_msgid) = match answer {
-                Ok(a) => (Some(a), None),
-                Err(e) => {
-                    tracing::warn!(terminal = %setup.terminal_id, error = %e, "no answer from the switch: declining on the card");
-                    let reversal = match &identity {
-                        Some(PurchaseIdentity { terminal_txn_id, journal: Some(journal) }) => {
-                            let request = PaymentReversal {
-                                terminal_id: setup.terminal_id.clone(),
-                                merchant_id: setup.merchant_id.clone(),
-                                terminal_txn_id: terminal_txn_id.clone(),
-                            };
-                            let msgid = handle
-                                .block_on(payrev::queue_payment_reversal(journal, &request))
-                                .map_err(|e| AgentError::Internal(format!("journaling the payment reversal: {e}")))?;
-                            Some(msgid)
+            match answer {
+                Ok(answer) => {
+                    let completion = complete_purchase(link, &card, Some(&answer));
+                    let finished_approved =
+                        matches!(&completion, Ok(c) if c.cryptogram == CryptogramType::Tc);
+                    let undo = answer.approved_fen > 0 && !finished_approved;
+                    let mut reversal_msgid = None;
+                    if let Some((journal, msgid)) = armed {
+                        if undo {
+                            tracing::warn!(terminal = %setup.terminal_id, "approved by the issuer but not finished on the card: reversing");
+                            handle
+                                .block_on(payrev::trigger(&journal, &msgid, NOT_FINISHED_NOTE))
+                                .map_err(|e| AgentError::Internal(format!("queueing the payment reversal: {e}")))?;
+                            reversal_msgid = Some(msgid);
+                        } else {
+                            handle
+                                .block_on(payrev::release(&journal, &msgid))
+                                .map_err(|e| AgentError::Internal(format!("releasing the payment reversal: {e}")))?;
                         }
-                        _ => None,
-                    };
-                    (None, reversal)
+                    }
+                    Ok(PurchaseReceipt {
+                        answer: Some(answer),
+                        completion: completion?,
+                        reversal_msgid,
+                    })
                 }
-            };
-            let completion = complete_purchase(link, &card, answer.as_ref())?;
-            Ok(PurchaseReceipt { answer, completion, reversal_msgid })
+                Err(e) => {
+                    tracing::warn!(terminal = %setup.terminal_id, error = %e, "no answer from the switch: outcome unknown, declining on the card");
+                    let mut reversal_msgid = None;
+                    if let Some((journal, msgid)) = armed {
+                        handle
+                            .block_on(payrev::trigger(&journal, &msgid, payrev::NO_ANSWER_NOTE))
+                            .map_err(|e| AgentError::Internal(format!("queueing the payment reversal: {e}")))?;
+                        reversal_msgid = Some(msgid);
+                    }
+                    let completion = complete_purchase(link, &card, None)?;
+                    Ok(PurchaseReceipt {
+                        answer: None,
+                        completion,
+                        reversal_msgid,
+                    })
+                }
+            }
         })
         .await
 }
+
+/// The `last_error` of a payment reversal queued because the issuer approved a purchase the
+/// card did not finish with TC.
+pub const NOT_FINISHED_NOTE: &str = "approved by the issuer, not finished on the card";
 
 #[cfg(test)]
 mod tests {

@@ -118,6 +118,7 @@ async fn readers_card_and_openapi() {
         "/v1/iVerifyPIN",
         "/v1/events",
         "/v1/readers/{name}/settle",
+        "/v1/readers/{name}/purchase",
     ] {
         assert!(
             doc["paths"].get(path).is_some(),

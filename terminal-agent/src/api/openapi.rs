@@ -18,6 +18,7 @@ use utoipa::OpenApi;
         super::unified::i_read_card_bas,
         super::unified::i_verify_pin,
         super::settle::settle,
+        super::payment::purchase,
         super::events::events,
     ),
     components(schemas(
@@ -28,6 +29,9 @@ use utoipa::OpenApi;
         super::settle::FeeLineBody,
         super::settle::SettleView,
         super::settle::SettleOutcome,
+        super::payment::PurchaseBody,
+        super::payment::PurchaseView,
+        super::payment::PurchaseOutcome,
         super::ErrorBody,
     ))
 )]

@@ -1,9 +1,10 @@
 //! `POST /v1/readers/{name}/purchase` `{"amount_fen": N}`: a card purchase through the switch
 //! ([`crate::payment`]), answered with the issuer's response code and how the card finished.
-//! A decline is HTTP 200 (the cashier acts on `response_code`); an unanswered authorisation is
-//! 200 with `response_code` null and the card finished with AAC; with a journal
-//! ([`configure_journal`]) the terminal's reversal of it is then journaled and
-//! `reversal_pending` is true.
+//! A decline is HTTP 200 (the cashier acts on `outcome` and `response_code`); an unanswered
+//! authorisation is 200 with `outcome` `"unknown"` (never "failed": the issuer may have
+//! approved), `response_code` null and the card finished with AAC. With a journal
+//! ([`configure_journal`]) the terminal's reversal of the purchase is journaled before the
+//! request leaves and queued when no answer comes: `reversal_pending` is true.
 //!
 //! Settings ([`PaymentConfig`]): given once with [`configure`], else from the environment
 //! (`SSC_SWITCH_URL`, `SSC_TERMINAL_ID` 8 characters, `SSC_MERCHANT_ID` 15, `SSC_MERCHANT_NAME`,
@@ -87,9 +88,25 @@ pub struct PurchaseBody {
     pub amount_fen: i64,
 }
 
+/// What the cashier is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PurchaseOutcome {
+    /// Approved by the issuer and finished with TC on the card: hand over the goods.
+    Approved,
+    /// Declined by the issuer, or approved but not finished on the card (then the approval is
+    /// reversed, `reversal_pending`).
+    Declined,
+    /// No answer from the switch in time: unknown, never "failed"; with a journal the
+    /// terminal's reversal is pending and the switch undoes whatever happened.
+    Unknown,
+}
+
 /// The answer.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PurchaseView {
+    /// The outcome.
+    pub outcome: PurchaseOutcome,
     /// ISO 8583 field 39 from the switch; null when it did not answer in time.
     pub response_code: Option<String>,
     /// Approved amount, fen.
@@ -104,8 +121,9 @@ pub struct PurchaseView {
     pub card_result: String,
     /// The purchase's `terminal_txn_id` (1-32 of `[A-Za-z0-9-]`), as sent to the switch.
     pub terminal_txn_id: String,
-    /// True when the switch did not answer and the terminal's reversal of the purchase is
-    /// journaled and pending (outcome unknown until the switch acknowledges it).
+    /// True when the terminal's reversal of the purchase is queued in the journal and pending
+    /// until the switch answers `00`: no answer came (outcome unknown), or the issuer's approval
+    /// was not finished on the card.
     pub reversal_pending: bool,
 }
 
@@ -116,6 +134,15 @@ fn bcd(v: u8) -> u8 {
 /// The route's handler.
 ///
 /// Errors: 400 without payment settings or with a bad amount; card and reader errors.
+#[utoipa::path(post, path = "/v1/readers/{name}/purchase",
+    params(("name" = String, Path, description = "PC/SC reader name")),
+    request_body = PurchaseBody,
+    responses(
+        (status = 200, body = PurchaseView, description = "approved, declined or unknown (see outcome)"),
+        (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody),
+        (status = 409, body = super::ErrorBody), (status = 500, body = super::ErrorBody),
+        (status = 504, body = super::ErrorBody),
+    ))]
 pub async fn purchase(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -164,7 +191,15 @@ pub async fn purchase(
     )
     .await?;
     let answer = receipt.answer;
+    let outcome = match &answer {
+        None => PurchaseOutcome::Unknown,
+        Some(a) if a.approved_fen > 0 && receipt.completion.cryptogram == CryptogramType::Tc => {
+            PurchaseOutcome::Approved
+        }
+        Some(_) => PurchaseOutcome::Declined,
+    };
     Ok(Json(PurchaseView {
+        outcome,
         response_code: answer.as_ref().map(|a| a.response_code.clone()),
         approved_fen: answer.as_ref().map_or(0, |a| a.approved_fen),
         rrn: answer.as_ref().map(|a| a.rrn.clone()),

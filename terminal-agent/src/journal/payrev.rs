@@ -5,9 +5,15 @@
 //! the switch) and any other answer or no answer are retried after a doubling backoff.
 //! Source: settlement/src/payments/terminal.rs (the switch's side) and api.rs (the route).
 //!
-//! In the journal a payment reversal is a row with infno [`INFNO_PAYMENT_REVERSAL`], state
-//! `queued` → `acknowledged`, msgid `PAYREV-{terminal_id}-{terminal_txn_id}` (so journaling the
-//! same reversal twice keeps one row) and as body the JSON request exactly as sent.
+//! In the journal a payment reversal is a row with infno [`INFNO_PAYMENT_REVERSAL`], msgid
+//! `PAYREV-{terminal_id}-{terminal_txn_id}` (so journaling the same reversal twice keeps one
+//! row) and as body the JSON request exactly as sent. The purchase flow writes it **before the
+//! purchase leaves** ([`arm_payment_reversal`], state `armed`, never sent as such), then
+//! resolves it: [`trigger`] (`armed` → `queued`: no answer, outcome unknown) or [`release`]
+//! (`armed` → `cancelled`: answered and finished on the card). A crash in between leaves it
+//! `armed`, and the sweep on the next open queues it ([`super::sweep`]); the switch answers `00`
+//! to a reversal of a purchase that never arrived (it voids the id). Then `queued` →
+//! `acknowledged` on `00`.
 
 use std::time::Duration;
 
@@ -54,10 +60,7 @@ pub async fn queue_payment_reversal(
     journal: &Journal,
     reversal: &PaymentReversal,
 ) -> Result<String, JournalError> {
-    let msgid = format!(
-        "PAYREV-{}-{}",
-        reversal.terminal_id, reversal.terminal_txn_id
-    );
+    let msgid = msgid_of(reversal);
     if !terminal_txn_id_ok(&reversal.terminal_txn_id) {
         return Err(JournalError::Corrupt {
             msgid,
@@ -81,6 +84,70 @@ pub async fn queue_payment_reversal(
         )
         .await?;
     Ok(msgid)
+}
+
+/// The journal msgid of `reversal`.
+pub fn msgid_of(reversal: &PaymentReversal) -> String {
+    format!(
+        "PAYREV-{}-{}",
+        reversal.terminal_id, reversal.terminal_txn_id
+    )
+}
+
+/// Journals `reversal` `armed` (not due) and returns its msgid once it is durable: call it
+/// before the purchase it would undo is sent.
+///
+/// Errors: [`JournalError::Corrupt`] for an invalid `terminal_txn_id` or a body that does not
+/// serialise, [`JournalError::Database`] (an id journaled before included: ids are per
+/// purchase).
+pub async fn arm_payment_reversal(
+    journal: &Journal,
+    reversal: &PaymentReversal,
+) -> Result<String, JournalError> {
+    let msgid = msgid_of(reversal);
+    if !terminal_txn_id_ok(&reversal.terminal_txn_id) {
+        return Err(JournalError::Corrupt {
+            msgid,
+            what: "terminal_txn_id is not 1-32 of [A-Za-z0-9-]",
+        });
+    }
+    let body = serde_json::to_string(reversal).map_err(|_| JournalError::Corrupt {
+        msgid: msgid.clone(),
+        what: "payment reversal does not serialise",
+    })?;
+    journal
+        .record(
+            &msgid,
+            INFNO_PAYMENT_REVERSAL,
+            &body,
+            MessageState::Armed,
+            None,
+        )
+        .await?;
+    Ok(msgid)
+}
+
+/// The `last_error` of a payment reversal queued because its purchase got no usable answer.
+pub const NO_ANSWER_NOTE: &str = "purchase not answered: outcome unknown";
+
+/// The purchase behind the armed reversal `msgid` got no answer (or must be undone): queue the
+/// reversal, due at once. Returns false if it was not armed (already resolved).
+///
+/// Errors: [`JournalError::Database`].
+pub async fn trigger(journal: &Journal, msgid: &str, note: &str) -> Result<bool, JournalError> {
+    journal
+        .transition(msgid, MessageState::Armed, MessageState::Queued, Some(note))
+        .await
+}
+
+/// The purchase behind the armed reversal `msgid` was answered and finished: nothing to undo.
+/// Returns false if it was not armed.
+///
+/// Errors: [`JournalError::Database`].
+pub async fn release(journal: &Journal, msgid: &str) -> Result<bool, JournalError> {
+    journal
+        .transition(msgid, MessageState::Armed, MessageState::Cancelled, None)
+        .await
 }
 
 /// The client of the switch's payments reversal route.

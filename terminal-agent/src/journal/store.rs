@@ -3,7 +3,9 @@
 //!
 //! One table, `messages` (migration 1 below explains each column). Messages are never deleted;
 //! only their state moves forward: `sending` → `acknowledged` | `refused` | `not_delivered` |
-//! `unknown`; a reversal goes `queued` → `acknowledged` | `rejected`.
+//! `unknown`; a reversal goes `queued` → `acknowledged` | `rejected`. A payment reversal is
+//! written `armed` before its purchase is sent: `armed` → `cancelled` (the purchase was answered
+//! and finished on the card: nothing to undo) | `queued` (no answer, or a crash before one).
 //! The stored bodies hold the business payload (psn_no ...): the journal is local to the
 //! terminal, in the agent's data directory, and its rows are never logged.
 //!
@@ -31,7 +33,8 @@ CREATE TABLE IF NOT EXISTS messages (
     infno TEXT NOT NULL,
     -- The envelope's JSON text exactly as sent, so a retry resends the same bytes.
     body TEXT NOT NULL,
-    -- sending | acknowledged | refused | not_delivered | unknown | queued | rejected.
+    -- sending | acknowledged | refused | not_delivered | unknown | queued | rejected
+    -- (and, with no schema change, armed | cancelled for payment reversals).
     state TEXT NOT NULL,
     -- For a reversal: the msgid it reverses.
     original_msgid TEXT,
@@ -109,6 +112,11 @@ pub enum MessageState {
     Queued,
     /// A reversal answered with `infcode` ≠ 0: an operator must look.
     Rejected,
+    /// A payment reversal journaled before its purchase is sent, not due: it becomes `queued`
+    /// when the purchase gets no answer (or after a crash), `cancelled` when it is answered.
+    Armed,
+    /// An armed payment reversal that was not needed.
+    Cancelled,
 }
 
 impl MessageState {
@@ -122,6 +130,8 @@ impl MessageState {
             Self::Unknown => "unknown",
             Self::Queued => "queued",
             Self::Rejected => "rejected",
+            Self::Armed => "armed",
+            Self::Cancelled => "cancelled",
         }
     }
 
@@ -134,6 +144,8 @@ impl MessageState {
             "unknown" => Self::Unknown,
             "queued" => Self::Queued,
             "rejected" => Self::Rejected,
+            "armed" => Self::Armed,
+            "cancelled" => Self::Cancelled,
             _ => return None,
         })
     }
@@ -248,6 +260,7 @@ impl Journal {
                 reversals_queued = report.reversals_queued.len(),
                 unanswered = report.unanswered.len(),
                 unresolvable = report.unresolvable.len(),
+                payment_reversals_queued = report.payment_reversals_queued.len(),
                 "journal: messages in doubt after a restart resolved"
             );
         }
@@ -338,6 +351,43 @@ impl Journal {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Moves `msgid` from `from` to `to` (no attempt counted), due at once, with `note` as its
+    /// last error; returns false when the row is not in `from` (a compare-and-set: two
+    /// resolutions of one armed reversal cannot both win).
+    ///
+    /// Errors: [`JournalError::Database`].
+    pub async fn transition(
+        &self,
+        msgid: &str,
+        from: MessageState,
+        to: MessageState,
+        note: Option<&str>,
+    ) -> Result<bool, JournalError> {
+        let now = now_ms();
+        let done = sqlx::query("UPDATE messages SET state = ?3, next_attempt_ms = ?4, last_error = ?5, updated_ms = ?4 WHERE msgid = ?1 AND state = ?2")
+            .bind(msgid)
+            .bind(from.as_str())
+            .bind(to.as_str())
+            .bind(now)
+            .bind(note)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Messages in `state`, oldest first (the sweep's view of armed payment reversals).
+    ///
+    /// Errors: [`JournalError`].
+    pub async fn in_state(&self, state: MessageState) -> Result<Vec<StoredMessage>, JournalError> {
+        sqlx::query("SELECT * FROM messages WHERE state = ?1 ORDER BY created_ms, msgid")
+            .bind(state.as_str())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(from_row)
+            .collect()
     }
 
     /// One message.

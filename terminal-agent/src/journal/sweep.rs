@@ -10,6 +10,9 @@
 //!   `unknown` without its reversal (a crash between the two writes of a timeout).
 //! - Any other message in doubt is marked as a timeout of it would be: `unknown`, no reversal
 //!   (the switch refuses a 2601 naming it); the caller repeats or abandons the visit.
+//! - A payment reversal still `armed` ([`super::payrev`]) means its purchase may have left with
+//!   no answer recorded: it is queued (the switch undoes the purchase, or voids its id if it
+//!   never arrived).
 //!
 //! Idempotent: a settlement that already has a reversal (any state) gets no second one; the
 //! journal's unique index on `original_msgid` enforces it as well.
@@ -30,6 +33,8 @@ pub struct SweepReport {
     /// Settlements in doubt whose journaled envelope lacks what a 2601 needs; left as they
     /// are for an operator (never expected: this code writes every field).
     pub unresolvable: Vec<String>,
+    /// Armed payment reversals queued, by msgid.
+    pub payment_reversals_queued: Vec<String>,
 }
 
 /// The `last_error` of a message the sweep found in doubt.
@@ -82,6 +87,15 @@ pub async fn sweep(journal: &Journal) -> Result<SweepReport, JournalError> {
                 )
                 .await?;
             report.unanswered.push(message.msgid);
+        }
+    }
+    for armed in journal.in_state(MessageState::Armed).await? {
+        if armed.infno != super::payrev::INFNO_PAYMENT_REVERSAL {
+            continue;
+        }
+        tracing::warn!(msgid = %armed.msgid, "purchase in doubt after a restart; queueing its payment reversal");
+        if super::payrev::trigger(journal, &armed.msgid, IN_DOUBT_NOTE).await? {
+            report.payment_reversals_queued.push(armed.msgid);
         }
     }
     Ok(report)

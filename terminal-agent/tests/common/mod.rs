@@ -10,6 +10,7 @@
 
 pub mod agent_process;
 pub mod http_relay;
+pub mod payment_switch;
 pub mod pcscd;
 pub mod relay;
 
