@@ -10,10 +10,12 @@
 //!
 //! After the faults heal (the HIS sends 2601 for every bill it got no answer to and resends any
 //! 2208/2601 it got no answer to, as the national interface prescribes; outboxes drain,
-//! resolvers run, every window closes), the processes stop and each database is opened here:
-//! every bill must stand on both sides exactly when the HIS was told it settled (and it did not
-//! cancel it), every ledger verifies, every balance equals the oracle below, and every clearing
-//! window is final, balanced across the three nodes, and sums to the oracle's claims.
+//! resolvers run, every window closes and its clearing run settles it between the regions), the
+//! processes stop and each database is opened here: every bill must stand on both sides exactly
+//! when the HIS was told it settled (and it did not cancel it), every ledger verifies, every
+//! balance equals the oracle below, every clearing window is final, balanced across the three
+//! nodes and sums to the oracle's claims, and each region's net position is its claims less the
+//! claims on it (all clearing accounts settled to zero; the positions sum to zero).
 //!
 //! Oracle (hand arithmetic on fixtures/policy, as in region_e2e.rs):
 //! - made-up employees of Beijing and Tianjin (balance 2000.00), bills of 1 × 30.00 of a 甲类
@@ -358,19 +360,6 @@ async fn check_cluster(nodes: &[ProcNode], regions: &Regions, bills: &[Bill]) ->
     claims.insert((BJ, TJ, 310_200), 3_000 * tj_at(BJ));
     claims.insert((HB, TJ, 310_200), 3_000 * tj_at(HB));
     let claim = |t: &str, i: &str, f: u32| claims.get(&(t, i, f)).copied().unwrap_or(0);
-    // Clearing accounts: payables to the counter-region less claims on it.
-    for me in [BJ, TJ, HB] {
-        for counter in [BJ, TJ, HB].into_iter().filter(|c| *c != me) {
-            for (fund, code) in [(310_100, "310100"), (310_200, "310200")] {
-                let want = claim(counter, me, fund) - claim(me, counter, fund);
-                assert_eq!(
-                    views[me].balance(&clearing(me, counter, code)).await,
-                    want,
-                    "{me} clearing toward {counter} fund {code}"
-                );
-            }
-        }
-    }
     // Windows: all closed ones final and balanced; their figures add up to the claims.
     for origin in [BJ, TJ, HB] {
         let o = &views[origin];
@@ -413,6 +402,23 @@ async fn check_cluster(nodes: &[ProcNode], regions: &Regions, bills: &[Bill]) ->
             }
         }
     }
+    // The clearing runs settled every window: net positions = claims held less claims owed,
+    // summing to zero; every clearing account is back to zero.
+    let mut sum = 0;
+    for me in [BJ, TJ, HB] {
+        let v = &views[me];
+        let position = v.node.national_position(&v.medical).await.unwrap();
+        let mut want = 0;
+        for counter in [BJ, TJ, HB].into_iter().filter(|c| *c != me) {
+            for (fund, code) in [(310_100, "310100"), (310_200, "310200")] {
+                want += claim(me, counter, fund) - claim(counter, me, fund);
+                assert_eq!(v.balance(&clearing(me, counter, code)).await, 0);
+            }
+        }
+        assert_eq!(position, want, "{me} national position");
+        sum += position;
+    }
+    assert_eq!(sum, 0);
     for (_, v) in views {
         v.close().await;
     }
@@ -495,6 +501,10 @@ async fn heal_and_check(cluster: &mut Cluster, stream: Stream) -> (Vec<Bill>, us
     his.wait_quiet(&all, Duration::from_secs(60)).await;
     for url in &all {
         his.close_window(url).await;
+    }
+    his.wait_quiet(&all, Duration::from_secs(60)).await;
+    for url in &all {
+        his.clear_windows(url).await;
     }
     his.wait_quiet(&all, Duration::from_secs(60)).await;
     cluster.stop_all();

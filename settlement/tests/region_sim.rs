@@ -856,6 +856,67 @@ impl World {
         }
     }
 
+    /// After healing: the clearing run of every closed window of every origin, then every
+    /// region's net position must be its standing claims less the claims on it (30.00 per bill),
+    /// the positions must sum to zero, and every clearing account must be back to zero.
+    async fn clear_all(&mut self) -> Result<(), String> {
+        for i in 0..self.nodes.len() {
+            let live = self.nodes[i].live();
+            let (node, med) = (live.node.clone(), live.medical.clone());
+            let open = node.open_window(&med).await.unwrap();
+            for window in 1..open {
+                let run = node
+                    .clear_window(&med, window)
+                    .await
+                    .map_err(|e| format!("clearing {} window {window}: {e}", node.me()))?;
+                if !run.settled {
+                    return Err(format!("clearing {} window {window}: {run:?}", node.me()));
+                }
+            }
+        }
+        for i in 0..self.nodes.len() {
+            self.flush(i).await;
+        }
+        let mut sum = 0;
+        for n in &self.nodes {
+            let live = n.live();
+            let position = live.node.national_position(&live.medical).await.unwrap();
+            let standing = |pred: &dyn Fn(&Bill) -> bool| -> i64 {
+                self.bills
+                    .iter()
+                    .filter(|b| b.expected_live() && pred(b))
+                    .count()
+                    .try_into()
+                    .unwrap_or(i64::MAX)
+            };
+            let want = BILL_FEN
+                * (standing(&|b| b.treating == n.admdvs) - standing(&|b| b.insured == n.admdvs));
+            if position != want {
+                return Err(format!(
+                    "{} national position {position}, oracle {want}",
+                    n.admdvs
+                ));
+            }
+            sum += position;
+            for counter in [BJ, TJ, HB].into_iter().filter(|c| *c != n.admdvs) {
+                let left = self
+                    .balance(n.admdvs, &clearing(n.admdvs, counter, "310200"))
+                    .await
+                    .unwrap_or(0);
+                if left != 0 {
+                    return Err(format!(
+                        "{} clearing toward {counter}: {left} left",
+                        n.admdvs
+                    ));
+                }
+            }
+        }
+        if sum != 0 {
+            return Err(format!("national positions sum to {sum}"));
+        }
+        Ok(())
+    }
+
     async fn finish(mut self) {
         let net = self.net.clone();
         for n in &mut self.nodes {
@@ -883,6 +944,9 @@ async fn run_seed_logged(seed: u64, steps: usize) -> (usize, Vec<String>) {
     world.step = steps + 1;
     world.heal().await;
     world.check_or_fail(true).await;
+    if let Err(what) = world.clear_all().await {
+        world.fail(what);
+    }
     let bills = world.bills.len();
     let steps_log = world.log.clone();
     let count = |a: Answer| world.bills.iter().filter(|b| b.answer == a).count();

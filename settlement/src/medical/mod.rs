@@ -93,7 +93,7 @@ pub struct Medical {
 }
 
 /// Outcome of looking for an earlier answer to a msgid.
-enum Prior {
+pub(crate) enum Prior {
     /// Answered before: this is the answer.
     Answered(Result<Output, ApiError>),
     /// Not seen.
@@ -173,6 +173,15 @@ impl Medical {
             "2601" => self.reverse(env).await,
             "3201" => self.totals(env).await,
             "5206" => self.accumulators(env).await,
+            // The monthly cross-region clearing detail lives on region nodes (issue 6).
+            "3260" | "3261" | "3262" => match self.region.get() {
+                Some(node) => crate::region::monthly::handle(node, self, env).await,
+                None => Err(ApiError::CrossRegion(
+                    "3260-3262 (cross-region clearing detail) are served by region nodes \
+                     (settlement serve --region)"
+                        .to_owned(),
+                )),
+            },
             other => Err(ApiError::UnknownInfno(other.to_owned())),
         }
     }
@@ -183,7 +192,7 @@ impl Medical {
     }
 
     /// The earlier answer to this msgid, if any. Errors: `MsgidReused` (other request), storage.
-    async fn prior(&self, env: &Envelope) -> Result<Prior, ApiError> {
+    pub(crate) async fn prior(&self, env: &Envelope) -> Result<Prior, ApiError> {
         let stored = self
             .ledger
             .store()
@@ -216,7 +225,7 @@ impl Medical {
 
     /// Writes money-free rows plus the message record (status 'D', `output` as the reply) in one
     /// transaction. If another request wrote this msgid first, answers with its outcome.
-    async fn commit_rows(
+    pub(crate) async fn commit_rows(
         &self,
         env: &Envelope,
         psn_no: &str,

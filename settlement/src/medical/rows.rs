@@ -49,6 +49,10 @@ pub(crate) enum Table {
     RegionOutbox,
     /// `region_windows`: closed clearing windows (0300_region.sql).
     RegionWindows,
+    /// `region_clearings`: clearing settlements of windows (0301_region_clearing.sql).
+    RegionClearings,
+    /// `region_confirms`: hospitals' monthly clearing confirmations (0301_region_clearing.sql).
+    RegionConfirms,
 }
 
 impl Table {
@@ -68,6 +72,8 @@ impl Table {
             Table::RegionEvents => "region_events",
             Table::RegionOutbox => "region_outbox",
             Table::RegionWindows => "region_windows",
+            Table::RegionClearings => "region_clearings",
+            Table::RegionConfirms => "region_confirms",
         }
     }
 
@@ -172,6 +178,22 @@ impl Table {
                 "created_at_ms",
             ],
             Table::RegionWindows => &["window_id", "closed_at_ms"],
+            Table::RegionClearings => &[
+                "origin_admdvs",
+                "window_id",
+                "counter_admdvs",
+                "role",
+                "amounts",
+                "created_at_ms",
+            ],
+            Table::RegionConfirms => &[
+                "fixmedins_code",
+                "trt_month",
+                "setl_sn",
+                "cnfm_flag",
+                "msgid",
+                "created_at_ms",
+            ],
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The node's inter-node endpoints (`/region/v1/*`, request signatures checked before anything
 //! else, every reply signed) and its operator endpoints (`/region/v1/admin/*`, behind the same
-//! x-tif gateway check as the national envelope): `close-window`, `positions`, `status` (open
-//! items) and `transfer/{xfer_id}` (one transfer as this node knows it).
+//! x-tif gateway check as the national envelope): `close-window`, `clear-window` (the clearing
+//! run of a closed window, `clearing_run`), `positions`, `status` (open items, national
+//! position) and `transfer/{xfer_id}` (one transfer as this node knows it).
 
 use std::sync::Arc;
 
@@ -43,6 +44,9 @@ pub fn router(app: Arc<AppState>, node: Arc<Node>) -> Router {
         .route("/region/v1/resolve", post(resolve))
         .route("/region/v1/reverse", post(reverse))
         .route("/region/v1/report", post(report))
+        .route(super::clearing_run::CONFIRM_PATH, post(clearing_confirm))
+        .route(super::clearing_run::SETTLE_PATH, post(clearing_settle))
+        .route("/region/v1/admin/clear-window", post(clear_window))
         .route("/region/v1/admin/close-window", post(close_window))
         .route("/region/v1/admin/positions", get(positions))
         .route("/region/v1/admin/status", get(status))
@@ -339,6 +343,89 @@ async fn transfer(
     }
     match s.node.transfer(&s.app.medical, &xfer_id).await {
         Ok(status) => Json(status).into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
+}
+
+fn not_signer(field: &'static str) -> ApiError {
+    ApiError::BadField {
+        field,
+        reason: "must be the signing node".to_owned(),
+    }
+}
+
+async fn clearing_confirm(
+    State(s): State<RegionState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = super::clearing_run::CONFIRM_PATH;
+    let from = match authenticate(&s.node, &headers, path, &body) {
+        Ok(from) => from,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let result = async {
+        let req: super::clearing_run::ConfirmRequest = parse(&body)?;
+        if req.origin != from.code() {
+            return Err(not_signer("origin"));
+        }
+        s.node
+            .confirm_statement(&s.app.medical, &req)
+            .await
+            .map_err(insured::internal)
+    }
+    .await;
+    answer(&s.node, from, path, result)
+}
+
+async fn clearing_settle(
+    State(s): State<RegionState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = super::clearing_run::SETTLE_PATH;
+    let from = match authenticate(&s.node, &headers, path, &body) {
+        Ok(from) => from,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let result = async {
+        let req: super::clearing_run::SettleRequest = parse(&body)?;
+        if req.origin != from.code() {
+            return Err(not_signer("origin"));
+        }
+        s.node.settle_received(&s.app.medical, &req).await?;
+        Ok(serde_json::json!({"settled": true}))
+    }
+    .await;
+    answer(&s.node, from, path, result)
+}
+
+/// `POST /region/v1/admin/clear-window` body.
+#[derive(Debug, serde::Deserialize)]
+struct ClearWindow {
+    window_id: i64,
+}
+
+async fn clear_window(
+    State(s): State<RegionState>,
+    headers: HeaderMap,
+    Json(req): Json<ClearWindow>,
+) -> Response {
+    if let Err(refusal) = operator(&s, &headers) {
+        return refusal.into_response();
+    }
+    match s.node.clear_window(&s.app.medical, req.window_id).await {
+        Ok(run) => Json(run).into_response(),
+        Err(super::RegionError::Refused(_, code, message)) => (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({"err_code": code, "err_msg": message})),
+        )
+            .into_response(),
+        Err(error @ (super::RegionError::Unreachable(_) | super::RegionError::Unknown(_))) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{error}: nothing was posted; run again"),
+        )
+            .into_response(),
         Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
     }
 }

@@ -298,3 +298,143 @@ pub(crate) async fn sums(
         })
         .collect()
 }
+
+/// The lines of `origin`'s `window` toward `counter` in this node's events: (xfer_id,
+/// fund_pay_type, Σ fen) in this node's sign, transfers whose events cancel out in the window
+/// (settled and reversed in it, or posted by the insured node and reversed after the treating
+/// node abandoned them) left out.
+pub(crate) async fn window_lines(
+    ledger: &Ledger,
+    origin: u32,
+    window: i64,
+    counter: u32,
+) -> Result<Vec<(String, u32, i64)>, RegionError> {
+    let sql = "SELECT xfer_id, fund_pay_type, CAST(SUM(amount_fen) AS BIGINT) \
+               FROM region_events WHERE origin_admdvs = $1 AND window_id = $2 \
+               AND counter_admdvs = $3 GROUP BY xfer_id, fund_pay_type \
+               HAVING SUM(amount_fen) <> 0";
+    let rows: Vec<(String, i64, i64)> = dispatch!(ledger.store(), pool => {
+        let rows = sqlx::query(sql).bind(i64::from(origin)).bind(window)
+            .bind(i64::from(counter)).fetch_all(pool).await.map_err(storage)?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>().map_err(storage)?
+    });
+    rows.into_iter()
+        .map(|(x, f, fen)| Ok((x, u32::try_from(f).map_err(storage)?, fen)))
+        .collect()
+}
+
+/// Clearing rows of `origin`'s `window` on this node: counter → settled amounts (JSON).
+pub(crate) async fn clearings(
+    ledger: &Ledger,
+    origin: u32,
+    window: i64,
+) -> Result<std::collections::BTreeMap<u32, String>, RegionError> {
+    let sql = "SELECT counter_admdvs, amounts FROM region_clearings \
+               WHERE origin_admdvs = $1 AND window_id = $2";
+    let rows: Vec<(i64, String)> = dispatch!(ledger.store(), pool => {
+        let rows = sqlx::query(sql).bind(i64::from(origin)).bind(window).fetch_all(pool).await
+            .map_err(storage)?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>().map_err(storage)?
+    });
+    rows.into_iter()
+        .map(|(c, a)| Ok((u32::try_from(c).map_err(storage)?, a)))
+        .collect()
+}
+
+/// A settlement (or a cancellation of one) of an institution in a month, for 3260.
+#[derive(Debug, Clone)]
+pub(crate) struct MonthRow {
+    pub setl_id: String,
+    pub mdtrt_id: String,
+    pub psn_no: String,
+    pub insuplc_admdvs: u32,
+    pub medfee_fen: i64,
+    pub fund_fen: i64,
+    pub acct_fen: i64,
+    /// `setlinfo.setl_time` of the settlement.
+    pub setl_time: String,
+    /// The cancelling message, on a cancellation row.
+    pub cancel_msgid: Option<String>,
+    /// When the cancellation was recorded, Unix ms (0 if unknown).
+    pub cancel_ms: i64,
+}
+
+/// Settlements of `fixmedins` dated in `month` (`yyyy-MM`) and cancellations dated in it.
+pub(crate) async fn month_settlements(
+    ledger: &Ledger,
+    fixmedins: &str,
+    month: &str,
+) -> Result<Vec<MonthRow>, RegionError> {
+    let (first, last) = (format!("{month}-01"), format!("{month}-31"));
+    let sql = "SELECT s.setl_id, s.mdtrt_id, s.psn_no, s.insuplc_admdvs, s.medfee_sumamt_fen, \
+               s.fund_pay_sumamt_fen, s.acct_pay_fen, s.setlinfo, '' AS cmsgid, \
+               CAST(0 AS BIGINT) AS cms FROM settlements s \
+               WHERE s.fixmedins_code = $1 AND s.setl_date >= $2 AND s.setl_date <= $3 \
+               UNION ALL \
+               SELECT s.setl_id, s.mdtrt_id, s.psn_no, s.insuplc_admdvs, s.medfee_sumamt_fen, \
+               s.fund_pay_sumamt_fen, s.acct_pay_fen, s.setlinfo, c.msgid, \
+               COALESCE(m.created_at_ms, CAST(0 AS BIGINT)) FROM settlement_cancels c \
+               JOIN settlements s ON s.setl_id = c.setl_id \
+               LEFT JOIN nhsa_messages m ON m.msgid = c.msgid \
+               WHERE s.fixmedins_code = $1 AND c.setl_date >= $2 AND c.setl_date <= $3";
+    type Raw = (
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        i64,
+        i64,
+        String,
+        String,
+        i64,
+    );
+    let rows: Vec<Raw> = dispatch!(ledger.store(), pool => {
+        let rows = sqlx::query(sql).bind(fixmedins).bind(&first).bind(&last).fetch_all(pool)
+            .await.map_err(storage)?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?,
+            r.try_get(4)?, r.try_get(5)?, r.try_get(6)?, r.try_get(7)?, r.try_get(8)?,
+            r.try_get(9)?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>().map_err(storage)?
+    });
+    rows.into_iter()
+        .map(
+            |(setl_id, mdtrt_id, psn_no, insuplc, medfee, fund, acct, info, cmsgid, cms)| {
+                let setl_time = serde_json::from_str::<serde_json::Value>(&info)
+                    .ok()
+                    .and_then(|v| v["setlinfo"]["setl_time"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                Ok(MonthRow {
+                    setl_id,
+                    mdtrt_id,
+                    psn_no,
+                    insuplc_admdvs: u32::try_from(insuplc).map_err(storage)?,
+                    medfee_fen: medfee,
+                    fund_fen: fund,
+                    acct_fen: acct,
+                    setl_time,
+                    cancel_msgid: (!cmsgid.is_empty()).then_some(cmsgid),
+                    cancel_ms: cms,
+                })
+            },
+        )
+        .collect()
+}
+
+/// Lines of `fixmedins`'s `month` confirmed (3261) since the month's last rollback (3262).
+pub(crate) async fn confirmed_lines(
+    ledger: &Ledger,
+    fixmedins: &str,
+    month: &str,
+) -> Result<i64, RegionError> {
+    let sql = "SELECT COUNT(*) FROM region_confirms c WHERE c.fixmedins_code = $1 \
+               AND c.trt_month = $2 AND c.cnfm_flag <> 'X' AND c.created_at_ms >= \
+               COALESCE((SELECT MAX(x.created_at_ms) FROM region_confirms x \
+               WHERE x.fixmedins_code = $1 AND x.trt_month = $2 AND x.cnfm_flag = 'X'), 0)";
+    Ok(dispatch!(ledger.store(), pool => {
+        sqlx::query(sql).bind(fixmedins).bind(month).fetch_one(pool).await.map_err(storage)?
+            .try_get::<i64, _>(0).map_err(storage)?
+    }))
+}

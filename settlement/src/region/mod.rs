@@ -23,11 +23,13 @@
 mod api;
 pub mod auth;
 pub mod clearing;
+pub mod clearing_run;
 pub mod client;
 pub mod config;
 pub(crate) mod db;
 pub mod insured;
 mod locks;
+pub(crate) mod monthly;
 mod outbox;
 pub mod status;
 pub mod treating;

@@ -1,6 +1,6 @@
-//! Delivery of the outbox: every unacknowledged message is POSTed to its node, oldest first, on
-//! each tick, until the peer answers with a verified reply; then an acknowledgement row is
-//! written. At least once here, exactly-once effect at the receiver (its inbox).
+//! Delivery of the outbox: every unacknowledged message (reversals, clearing settlements) is
+//! POSTed to its node, oldest first, on each tick, until the peer answers with a verified 200
+//! reply; then an acknowledgement row is written. At least once here, exactly-once effect at the receiver (its inbox).
 //! Source: anchors-switch.md §6(d) ("Outbox table with a delivered flag; retry until
 //! acknowledged"; "Durable reversal queue with retry until a final acknowledgement").
 
@@ -8,7 +8,6 @@ use crate::ids::Admdvs;
 use crate::medical::Medical;
 use crate::medical::ids::now_ms;
 
-use super::wire::Decision;
 use super::{Node, RegionError, db};
 
 /// Most messages sent per tick.
@@ -22,7 +21,7 @@ pub(crate) async fn deliver(node: &Node, med: &Medical) -> Result<usize, RegionE
     for (msg_id, to, path, body) in pending {
         let to = Admdvs::from_code(to).map_err(|e| RegionError::Storage(e.to_string()))?;
         match node
-            .call_raw::<Decision>(to, &path, body.into_bytes())
+            .call_raw::<serde_json::Value>(to, &path, body.into_bytes())
             .await
         {
             Ok(_) => acked.push(msg_id),

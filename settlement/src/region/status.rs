@@ -49,6 +49,9 @@ pub struct NodeStatus {
     pub outbox_pending: i64,
     /// Intents with no outcome yet (in flight, or left by a crash for the resolver).
     pub intents_open: i64,
+    /// Net position toward the national platform after the clearing runs so far, fen (+ this
+    /// region receives, − it pays).
+    pub national_position_fen: i64,
 }
 
 impl NodeStatus {
@@ -102,6 +105,7 @@ impl Node {
             open_window: self.open_window(med).await?,
             outbox_pending,
             intents_open,
+            national_position_fen: self.national_position(med).await?,
         })
     }
 }

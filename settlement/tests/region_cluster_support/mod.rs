@@ -548,6 +548,27 @@ impl His {
         r["closed"].as_i64().unwrap()
     }
 
+    /// Runs the clearing of every closed window of the node at `url`
+    /// (`POST /region/v1/admin/clear-window`); each run must settle.
+    pub async fn clear_windows(&self, url: &str) {
+        let open = self.status(url).await.expect("status").open_window;
+        for window in 1..open {
+            let reply = self
+                .http
+                .post(format!("{url}/region/v1/admin/clear-window"))
+                .json(&json!({"window_id": window}))
+                .send()
+                .await
+                .unwrap();
+            let status = reply.status();
+            let run: Value = reply.json().await.unwrap();
+            assert!(
+                status.is_success() && run["settled"] == true,
+                "clearing {url} window {window}: {status} {run}"
+            );
+        }
+    }
+
     /// Waits (bounded) until every node at `urls` has nothing left to deliver or resolve.
     pub async fn wait_quiet(&self, urls: &[String], limit: Duration) {
         let started = Instant::now();
