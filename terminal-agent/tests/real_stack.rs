@@ -1,6 +1,8 @@
-//! The real stack: pcscd + vsmartcard's vpcd + `ssc-vcard` running each fixture card →
-//! terminal-agent (PC/SC backend, watcher) → its HTTP API over loopback. Expected values are
-//! read from the card image files with a plain TOML parser, not through card-core.
+//! Fault tests on the real stack: pcscd + vsmartcard's vpcd + `ssc-vcard` → terminal-agent
+//! (PC/SC backend, watcher, in this process) → its HTTP API over loopback. Expected values are
+//! read from the card image files with a plain TOML parser, not through card-core. (Each
+//! fixture card read field by field through the agent's own process, on a pcscd the test
+//! starts itself: tests/fixture_cards.rs.)
 //!
 //! Needs pcscd with the vpcd driver (scripts/ensure-pcsc; scripts/check runs it first): without
 //! it these tests fail with a message saying so. They use "Virtual PCD 00 01" (vpcd port 35964)
@@ -14,164 +16,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::expect::{full_name, masked};
 use common::relay::{Fault, Relay};
 use common::*;
 use serde_json::{Value, json};
 use terminal_agent::authority::Authority;
-
-fn masked(text: &str, head: usize, tail: usize) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let n = chars.len();
-    chars
-        .iter()
-        .enumerate()
-        .map(|(i, c)| if i < head || i + tail >= n { *c } else { '*' })
-        .collect()
-}
-
-/// The full name on the card: 姓名 followed by 姓名扩展 (ssc-card.md §3).
-fn full_name(t: &toml::Table) -> String {
-    format!(
-        "{}{}",
-        field(t, "ssse", "name"),
-        t["ssse"]
-            .get("name_ext")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-    )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_fixture_card_reads_through_the_http_api() {
-    let _slot = slot_lock();
-    for name in IMAGES {
-        let t = image(name);
-        let _card = insert(name);
-        let (_dir, authority) = authority_for(name);
-        let agent = Agent::start(authority, 5_000).await;
-        agent.wait_listed(true).await;
-
-        let (status, view) = agent.get(&reader_path("/card?reveal=true")).await;
-        assert_eq!(status, 200, "{name}: {view}");
-        let id = &view["identity"];
-        let card_id = field(&t, "ssse", "card_id");
-        assert_eq!(id["card_id"], card_id, "{name}");
-        assert_eq!(id["region_code"], &card_id[..6], "{name}");
-        assert_eq!(id["card_type"], field(&t, "ssse", "card_type"), "{name}");
-        assert_eq!(
-            id["spec_version"],
-            field(&t, "ssse", "spec_version"),
-            "{name}"
-        );
-        assert_eq!(id["issuing_org"], field(&t, "ssse", "init_org"), "{name}");
-        assert_eq!(id["issue_date"], field(&t, "ssse", "issue_date"), "{name}");
-        assert_eq!(
-            id["expiry_date"],
-            field(&t, "ssse", "expiry_date"),
-            "{name}"
-        );
-        assert_eq!(id["card_number"], field(&t, "ssse", "card_no"), "{name}");
-        let holder = &view["holder"];
-        assert_eq!(holder["ssn"], field(&t, "ssse", "ssn"), "{name}");
-        assert_eq!(holder["name"], full_name(&t), "{name}");
-        assert_eq!(holder["sex"], field(&t, "ssse", "sex"), "{name}");
-        let ethnicity: u64 = field(&t, "ssse", "ethnicity").parse().unwrap();
-        assert_eq!(holder["ethnicity"], ethnicity, "{name}");
-        assert_eq!(
-            holder["birthplace"],
-            field(&t, "ssse", "birthplace"),
-            "{name}"
-        );
-        assert_eq!(
-            holder["birth_date"],
-            field(&t, "ssse", "birth_date"),
-            "{name}"
-        );
-        let third = field(&t, "ssse", "spec_version").starts_with('3');
-        assert_eq!(view["card_authenticated"], third, "{name}");
-        // APDUs: SELECT SSSE, SELECT EF05, 7 READ RECORD, SELECT EF06, 7 READ RECORD = 17;
-        // a 3.00 card adds INTERNAL AUTHENTICATE, GET CHALLENGE, EXTERNAL AUTHENTICATE = 20;
-        // a strict T=0 card adds a GET RESPONSE after each case-4 command.
-        let apdus = view["apdus"].as_u64().unwrap();
-        let strict = t
-            .get("t0_get_response")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
-        match (third, strict) {
-            (false, false) => assert_eq!(apdus, 17, "{name}"),
-            (true, false) => assert_eq!(apdus, 20, "{name}"),
-            (_, true) => assert!((20..=24).contains(&apdus), "{name}: {apdus}"),
-        }
-
-        // Masked unless revealed.
-        let (_, view) = agent.get(&reader_path("/card")).await;
-        assert_eq!(
-            view["holder"]["ssn"],
-            masked(field(&t, "ssse", "ssn"), 6, 4),
-            "{name}"
-        );
-        assert_eq!(
-            view["holder"]["name"],
-            masked(&full_name(&t), 1, 0),
-            "{name}"
-        );
-        assert_eq!(
-            view["holder"]["birth_date"],
-            masked(field(&t, "ssse", "birth_date"), 4, 0),
-            "{name}"
-        );
-
-        // iReadCardBas, field by field (ssc-card.md §6).
-        let (status, reply) = agent
-            .post("/v1/iReadCardBas", json!({"iType": 1, "reader": READER}))
-            .await;
-        assert_eq!(status, 200);
-        assert_eq!(reply["ret"], 0, "{name}: {reply}");
-        let out = reply["out"].as_str().unwrap();
-        let fields: Vec<&str> = out.split('|').collect();
-        assert_eq!(fields.len(), 12, "{name}: 11 fields, each followed by |");
-        assert_eq!(fields[0], &card_id[..6], "{name} 发卡地区行政区划代码");
-        assert_eq!(fields[1], field(&t, "ssse", "ssn"), "{name} 社会保障号码");
-        assert_eq!(fields[2], field(&t, "ssse", "card_no"), "{name} 卡号");
-        assert_eq!(fields[3], card_id, "{name} 卡识别码");
-        assert_eq!(fields[4], full_name(&t), "{name} 姓名");
-        assert_eq!(fields[5], historical_hex(&t), "{name} 卡复位信息");
-        assert_eq!(
-            fields[6],
-            field(&t, "ssse", "spec_version"),
-            "{name} 规范版本"
-        );
-        assert_eq!(
-            fields[7],
-            field(&t, "ssse", "issue_date"),
-            "{name} 发卡日期"
-        );
-        assert_eq!(
-            fields[8],
-            field(&t, "ssse", "expiry_date"),
-            "{name} 卡有效期"
-        );
-        assert_eq!(fields[9], "T0001", "{name} 终端机编号");
-        assert_eq!(fields[10], "D0001", "{name} 终端设备号");
-        assert_eq!(fields[11], "", "{name}: the output ends with |");
-
-        // The bank application: PAN masked unless revealed.
-        if let Some(pboc) = t.get("pboc") {
-            let pan = pboc["pan"].as_str().unwrap();
-            let (status, bank) = agent.get(&reader_path("/bank")).await;
-            assert_eq!(status, 200, "{name}: {bank}");
-            assert_eq!(bank["pan"], masked(pan, 6, 4), "{name}");
-            assert_eq!(bank["aid"], pboc["aid"].as_str().unwrap(), "{name}");
-            assert_eq!(
-                bank["expiry_date"],
-                pboc["expiry_date"].as_str().unwrap(),
-                "{name}"
-            );
-            let (_, bank) = agent.get(&reader_path("/bank?reveal=true")).await;
-            assert_eq!(bank["pan"], pan, "{name}");
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_third_generation_card_without_hsm_answers_2201() {
@@ -263,14 +112,23 @@ async fn i_verify_pin_reports_tries_left_then_success() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_asking_at_once_are_serialised_and_all_answered() {
     let _slot = slot_lock();
+    wait_card(false);
     let name = "tianjin-3g.toml";
-    let _card = insert(name);
+    // A pass-through relay records the order in which the card sees the commands.
+    let relay = Relay::start(VPCD_PORT, Fault::None, 0);
+    let _card = VirtualCardProcess::start(name, relay.card_port);
+    wait_card(true);
     let (_dir, authority) = authority_for(name);
     let agent = Agent::start(authority, 10_000).await;
     agent.wait_listed(true).await;
+    let path = reader_path("/card");
+    // One read alone: the card's view of one read.
+    let (status, view) = agent.get(&path).await;
+    assert_eq!(status, 200, "{view}");
+    let one = relay.take_headers();
+    assert_eq!(one.len(), 20, "{one:02X?}");
     // Four reads of a 3.00 card at once: interleaved APDUs would break the GET CHALLENGE /
     // EXTERNAL AUTHENTICATE pairing (a challenge is single use) and the selected file.
-    let path = reader_path("/card");
     let (a, b, c, d) = tokio::join!(
         agent.get(&path),
         agent.get(&path),
@@ -283,13 +141,21 @@ async fn clients_asking_at_once_are_serialised_and_all_answered() {
         assert_eq!(view["identity"]["card_id"], card_id.as_str());
         assert_eq!(view["apdus"], 20);
     }
-    // The unified interface too, concurrently with a REST read.
+    // Serialised: at the card, four whole reads one after the other, never interleaved.
+    assert_eq!(relay.take_headers(), one.repeat(4));
+    // Two clients of different interfaces at once: the unified interface and a REST read.
     let ((s1, v1), (s2, v2)) = tokio::join!(
         agent.post("/v1/iReadCardBas", json!({"iType": 1})),
         agent.get(&path)
     );
     assert_eq!((s1, &v1["ret"]), (200, &json!(0)), "{v1}");
+    assert_eq!(
+        v1["out"].as_str().unwrap().split('|').nth(3),
+        Some(card_id.as_str())
+    );
     assert_eq!(s2, 200, "{v2}");
+    assert_eq!(v2["identity"]["card_id"], card_id.as_str());
+    assert_eq!(relay.take_headers(), one.repeat(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

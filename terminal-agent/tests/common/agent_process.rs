@@ -33,6 +33,11 @@ impl AgentProcess {
     /// process's environment, `RUST_LOG=info` unless given), its stderr appended to `log`, and
     /// waits (bounded) until it answers `GET /v1/readers`.
     pub async fn start(envs: &[(&str, String)], log: &Path) -> Self {
+        Self::start_args(&[], envs, log).await
+    }
+
+    /// [`Self::start`] with global arguments before `serve` (`--config FILE`).
+    pub async fn start_args(args: &[&str], envs: &[(&str, String)], log: &Path) -> Self {
         let port = free_port();
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -41,6 +46,7 @@ impl AgentProcess {
             .unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_terminal-agent"));
         command
+            .args(args)
             .arg("serve")
             .env("TERMINAL_AGENT_LISTEN", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "info")

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 pub mod agent_process;
+pub mod expect;
 pub mod http_relay;
 pub mod payment_switch;
 pub mod pcscd;

@@ -3,15 +3,17 @@
 //! frames through (2-byte big-endian length + payload, card-hsm-anchors.md §2) and counting the
 //! APDUs (payloads longer than 1 byte). After `after_apdus` APDUs it injects its fault:
 //! - [`Fault::Stall`]: stops answering but keeps both connections open (a card that hangs);
-//! - [`Fault::Pull`]: closes both connections (the card is pulled out mid-read).
+//! - [`Fault::Pull`]: closes both connections (the card is pulled out mid-read);
+//! - [`Fault::None`]: never; the relay only records each C-APDU's header (CLA INS P1 P2), the
+//!   order in which the card saw the commands.
 //!
 //! The card side stays the real binary; only the wire is interrupted.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -19,11 +21,14 @@ use std::time::Duration;
 pub enum Fault {
     Stall,
     Pull,
+    None,
 }
 
 pub struct Relay {
     pub card_port: u16,
     pub apdus: Arc<AtomicUsize>,
+    /// The header (CLA INS P1 P2) of every C-APDU passed to the card, in order.
+    pub headers: Arc<Mutex<Vec<[u8; 4]>>>,
     pub faulted: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -38,21 +43,35 @@ impl Relay {
         let apdus = Arc::new(AtomicUsize::new(0));
         let faulted = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
-        let (a, f, s) = (Arc::clone(&apdus), Arc::clone(&faulted), Arc::clone(&stop));
+        let headers = Arc::new(Mutex::new(Vec::new()));
+        let state = State {
+            apdus: Arc::clone(&apdus),
+            faulted: Arc::clone(&faulted),
+            stop: Arc::clone(&stop),
+            headers: Arc::clone(&headers),
+        };
         let thread = std::thread::spawn(move || {
             let (card, _) = listener.accept().unwrap();
             let vpcd = TcpStream::connect(("127.0.0.1", vpcd_port)).unwrap();
             card.set_nodelay(true).unwrap();
             vpcd.set_nodelay(true).unwrap();
-            relay(vpcd, card, fault, after_apdus, &a, &f, &s);
+            relay(vpcd, card, fault, after_apdus, &state);
         });
         Self {
             card_port,
             apdus,
+            headers,
             faulted,
             stop,
             thread: Some(thread),
         }
+    }
+}
+
+impl Relay {
+    /// The headers recorded since the last call.
+    pub fn take_headers(&self) -> Vec<[u8; 4]> {
+        std::mem::take(&mut *self.headers.lock().unwrap())
     }
 }
 
@@ -104,23 +123,38 @@ fn write_frame(stream: &mut TcpStream, payload: &[u8]) -> Option<()> {
     stream.write_all(&framed).ok()
 }
 
+/// What the relay thread shares with the test.
+struct State {
+    apdus: Arc<AtomicUsize>,
+    faulted: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    headers: Arc<Mutex<Vec<[u8; 4]>>>,
+}
+
 fn relay(
     mut vpcd: TcpStream,
     mut card: TcpStream,
     fault: Fault,
     after_apdus: usize,
-    apdus: &AtomicUsize,
-    faulted: &AtomicBool,
-    stop: &AtomicBool,
+    state: &State,
 ) {
+    let (apdus, faulted, stop, headers) = (
+        &*state.apdus,
+        &*state.faulted,
+        &*state.stop,
+        &*state.headers,
+    );
     while let Some(request) = read_frame(&mut vpcd, stop) {
         let is_apdu = request.len() != 1;
         if is_apdu {
             let n = apdus.fetch_add(1, Ordering::SeqCst) + 1;
-            if n > after_apdus {
+            if let Some(header) = request.get(..4).and_then(|h| <[u8; 4]>::try_from(h).ok()) {
+                headers.lock().unwrap().push(header);
+            }
+            if fault != Fault::None && n > after_apdus {
                 faulted.store(true, Ordering::SeqCst);
                 match fault {
-                    Fault::Pull => break,
+                    Fault::Pull | Fault::None => break,
                     Fault::Stall => {
                         while !stop.load(Ordering::SeqCst) {
                             std::thread::sleep(Duration::from_millis(20));
