@@ -15,6 +15,9 @@
 //! 6. the clearing windows closed, and a summary (`summary`).
 //!
 //! Ctrl-C (or SIGTERM) stops every child process (`procs`).
+//!
+//! `ssc-demo serve COMPONENT --config FILE` runs one component for deployment instead
+//! (`serve`, `docs/deploy.md`).
 
 mod agent;
 mod cards;
@@ -28,6 +31,7 @@ mod play;
 mod procs;
 mod progress;
 mod relay;
+mod serve;
 mod summary;
 mod web;
 
@@ -52,6 +56,9 @@ use summary::Summary;
     about = "Start the platform (HSM, three regional nodes, payment switch, terminal agent) and play a day of traffic from fixtures/"
 )]
 struct Args {
+    /// Without a command: the demo. `serve`: one component for deployment.
+    #[command(subcommand)]
+    command: Option<Cmd>,
     /// The fixtures folder (cards/, persons/, policy/, catalogue/, institutions/, regions/,
     /// banks/, day/).
     #[arg(long, default_value = "fixtures")]
@@ -70,6 +77,21 @@ struct Args {
     stay: bool,
 }
 
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// Run one component of the platform configured by a TOML file (docs/deploy/*.toml).
+    Serve {
+        /// Which component.
+        component: serve::Component,
+        /// Its config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Print the command it would run (secrets as variable names) and exit.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
 /// Set by the Ctrl-C handler.
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
@@ -80,6 +102,18 @@ pub fn stopping() -> bool {
 
 fn main() {
     let args = Args::parse();
+    if let Some(Cmd::Serve {
+        component,
+        config,
+        check,
+    }) = &args.command
+    {
+        if let Err(e) = serve::serve(*component, config, *check) {
+            let _ = writeln!(std::io::stderr(), "ssc-demo serve: {e:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let handler = ctrlc::set_handler(|| {
         if STOPPING.swap(true, Ordering::AcqRel) {
             return;
