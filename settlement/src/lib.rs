@@ -16,9 +16,11 @@
 
 mod account;
 pub mod catalogue;
+pub mod console;
 pub mod directory;
 mod error;
 mod fen;
+pub mod identity;
 mod ids;
 pub mod iso8583;
 mod ledger;

@@ -156,6 +156,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         if !config.switch.url.is_empty() {
             let mut client = SwitchClient::new(&config.switch.url, config.switch.timeout_ms)?;
+            let mut signin_credentials = None;
             if !config.switch.paas_id.is_empty() {
                 let token = std::env::var(&config.switch.paas_token_env).with_context(|| {
                     format!(
@@ -163,11 +164,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                         config.switch.paas_token_env
                     )
                 })?;
-                client = client.with_gateway(GatewayCredentials {
+                let credentials = GatewayCredentials {
                     paas_id: config.switch.paas_id.clone(),
                     token: PaasToken::new(token),
-                });
+                };
+                signin_credentials = Some(credentials.clone());
+                client = client.with_gateway(credentials);
             }
+            // Card sign-in goes to the same node, as the same terminal.
+            api::signin::configure(api::signin::SigninContext {
+                node_url: config.switch.url.clone(),
+                credentials: signin_credentials,
+                timeout_ms: config.switch.timeout_ms,
+            });
             api::settle::configure(api::settle::SettleContext {
                 journal: opened.clone(),
                 client: client.clone(),

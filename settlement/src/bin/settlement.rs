@@ -8,6 +8,10 @@
 //!   `SETTLEMENT_PAAS` (`id=token,id2=token2`); without it, `--no-gateway-auth` must be given.
 //!   SIGINT/SIGTERM: stop accepting, finish in-flight requests (settlements included), drain the
 //!   ledger writer, exit.
+//!   With `--hsm-dir DIR` (LMK from `--lmk-file` or `HSM_LMK_HEX`): card sign-in, personal data
+//!   and the card-use trail (`/identity/v1`, `settlement::identity`), in-process hsm.
+//!   The operators' console is at `/console/` (`SETTLEMENT_CONSOLE_ADMIN=name:password` seeds an
+//!   admin account).
 //! - `settlement import-persons FILE [--data DIR]`: import a persons CSV
 //!   (`refdata::load_persons_csv`) and open each personal account with its balance.
 
@@ -78,6 +82,15 @@ enum Command {
         /// `serve` processes can serve one database at once.
         #[arg(long)]
         sole_process: bool,
+        /// The hsm's data directory: enables card sign-in (/identity/v1).
+        #[arg(long)]
+        hsm_dir: Option<PathBuf>,
+        /// LMK file of the hsm (else `HSM_LMK_HEX`).
+        #[arg(long, requires = "hsm_dir")]
+        lmk_file: Option<PathBuf>,
+        /// Life of a sign-in challenge, ms.
+        #[arg(long, default_value_t = 60_000)]
+        challenge_ttl_ms: i64,
     },
     /// Import insured persons from a CSV.
     ImportPersons {
@@ -170,6 +183,7 @@ async fn serve(
     no_auth: bool,
     region: Option<(String, PathBuf, settlement::region::NodeOptions)>,
     sole_process: bool,
+    hsm: Option<IdentityArgs>,
 ) -> Result<()> {
     let gateway = gateway_config(no_auth)?;
     let refdata = load_refdata(refdata)?;
@@ -201,6 +215,14 @@ async fn serve(
             .context("loading the application directory")?,
     );
     let mut router = app(state.clone()).merge(settlement::directory::api::router(directory));
+    let mut identity = None;
+    if let Some(args) = hsm {
+        let node_admdvs = region.as_ref().map(|(r, _, _)| r.clone());
+        let (service, routes) = identity_routes(&ledger, &state, args, node_admdvs).await?;
+        identity = Some(service);
+        router = router.merge(routes);
+    }
+    router = router.merge(console_routes(&ledger, identity).await?);
     if let Some((region, regions, options)) = region {
         let (_, routes) = settlement::region::attach(&medical, state, &region, &regions, options)
             .await
@@ -221,6 +243,78 @@ async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `serve`'s identity settings.
+struct IdentityArgs {
+    hsm_dir: PathBuf,
+    lmk_file: Option<PathBuf>,
+    challenge_ttl_ms: i64,
+}
+
+/// The identity service (`settlement::identity`) on an in-process hsm, its routes, and the task
+/// that copies settlements and payments into the card-use trail every 2 s.
+async fn identity_routes(
+    ledger: &Ledger,
+    state: &Arc<AppState>,
+    args: IdentityArgs,
+    node_admdvs: Option<String>,
+) -> Result<(Arc<settlement::identity::Identity>, axum::Router)> {
+    let lmk = match &args.lmk_file {
+        Some(path) => hsm::lmk::Lmk::from_file(path),
+        None => hsm::lmk::Lmk::from_env(),
+    }
+    .context("loading the LMK (--lmk-file or HSM_LMK_HEX)")?;
+    let hsm = hsm::ops::Hsm::open(&args.hsm_dir, lmk).context("opening the hsm")?;
+    let mut options = settlement::identity::IdentityOptions {
+        challenge_ttl_ms: args.challenge_ttl_ms,
+        ..settlement::identity::IdentityOptions::default()
+    };
+    if let Some(admdvs) = node_admdvs {
+        options.node_admdvs = admdvs;
+    }
+    let identity = Arc::new(
+        settlement::identity::Identity::open(ledger, Arc::new(std::sync::Mutex::new(hsm)), options)
+            .await
+            .context("opening the identity service")?,
+    );
+    let collector = identity.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = collector.collect_trail().await {
+                tracing::warn!(%error, "card-use trail collection failed");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
+    });
+    let routes = settlement::identity::api::router(settlement::identity::api::IdentityState {
+        identity: identity.clone(),
+        service: state.clone(),
+    });
+    Ok((identity, routes))
+}
+
+/// The operators' console (`/console/`); `SETTLEMENT_CONSOLE_ADMIN=name:password` seeds an
+/// admin account (created if missing, never changed).
+async fn console_routes(
+    ledger: &Arc<Ledger>,
+    identity: Option<Arc<settlement::identity::Identity>>,
+) -> Result<axum::Router> {
+    let console = Arc::new(settlement::console::Console::new(
+        ledger.clone(),
+        identity,
+        settlement::console::ConsoleOptions::default(),
+    ));
+    if let Ok(seed) = std::env::var("SETTLEMENT_CONSOLE_ADMIN") {
+        let (name, password) = seed
+            .split_once(':')
+            .context("SETTLEMENT_CONSOLE_ADMIN must be name:password")?;
+        console
+            .ensure_admin(name, password)
+            .await
+            .context("seeding the console admin")?;
+    }
+    Ok(settlement::console::router(console))
 }
 
 async fn import_persons(file: &Path, data: &Path) -> Result<()> {
@@ -263,6 +357,9 @@ async fn main() -> Result<()> {
             region_intent_stale_ms,
             region_tick_ms,
             sole_process,
+            hsm_dir,
+            lmk_file,
+            challenge_ttl_ms,
         } => {
             let options = settlement::region::NodeOptions {
                 request_timeout_ms: region_request_timeout_ms,
@@ -273,7 +370,21 @@ async fn main() -> Result<()> {
             let node = region
                 .zip(regions)
                 .map(|(region, regions)| (region, regions, options));
-            serve(listen, &data, &refdata, no_gateway_auth, node, sole_process).await
+            let hsm = hsm_dir.map(|hsm_dir| IdentityArgs {
+                hsm_dir,
+                lmk_file,
+                challenge_ttl_ms,
+            });
+            serve(
+                listen,
+                &data,
+                &refdata,
+                no_gateway_auth,
+                node,
+                sole_process,
+                hsm,
+            )
+            .await
         }
         Command::ImportPersons { file, data } => import_persons(&file, &data).await,
     }

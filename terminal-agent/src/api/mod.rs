@@ -8,6 +8,7 @@
 //! | `POST /v1/readers/{name}/verify-pin` | VERIFY; tries left on failure |
 //! | `POST /v1/readers/{name}/purchase` | a card purchase through the payment switch |
 //! | `POST /v1/readers/{name}/settle` | an outpatient medical settlement for the card (1101 → 2201 → 2204 → 2207, journaled) |
+//! | `POST /v1/readers/{name}/signin` | card sign-in at the settlement node (challenge → INTERNAL AUTHENTICATE → token) |
 //! | `POST /v1/iReadCardBas`, `POST /v1/iVerifyPIN` | the unified reader interface (ssc-card.md §6) |
 //! | `GET /v1/events` | server-sent events: readers and cards coming and going |
 //! | `GET /openapi.json` | the OpenAPI document |
@@ -21,6 +22,7 @@ mod events;
 mod openapi;
 pub mod payment;
 pub mod settle;
+pub mod signin;
 mod unified;
 
 use std::sync::Arc;
@@ -77,6 +79,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/readers/{name}/verify-pin", post(cards::verify_pin))
         .route("/v1/readers/{name}/purchase", post(payment::purchase))
         .route("/v1/readers/{name}/settle", post(settle::settle))
+        .route("/v1/readers/{name}/signin", post(signin::signin))
         .route("/v1/iReadCardBas", post(unified::i_read_card_bas))
         .route("/v1/iVerifyPIN", post(unified::i_verify_pin))
         .route("/v1/events", get(events::events))

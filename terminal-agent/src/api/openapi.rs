@@ -19,6 +19,7 @@ use utoipa::OpenApi;
         super::unified::i_verify_pin,
         super::settle::settle,
         super::payment::purchase,
+        super::signin::signin,
         super::events::events,
     ),
     components(schemas(
@@ -32,6 +33,8 @@ use utoipa::OpenApi;
         super::payment::PurchaseBody,
         super::payment::PurchaseView,
         super::payment::PurchaseOutcome,
+        super::signin::SigninBody,
+        super::signin::SigninView,
         super::ErrorBody,
     ))
 )]
