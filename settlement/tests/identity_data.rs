@@ -383,3 +383,45 @@ async fn the_trail_holds_every_use_and_shows_each_viewer_only_what_is_theirs() {
         t.finish().await;
     }
 }
+
+#[tokio::test]
+async fn a_read_at_a_terminal_is_one_trail_event_of_the_cards_holder() {
+    let t = IdHarness::new(Db::Sqlite).await;
+    let token = t.token().await;
+    let read = serde_json::json!({ "card_no": CARD_NO, "ref": "r-0001", "category": "社会保险" });
+    let (status, first) = t
+        .request("POST", "/identity/v1/trail/reads", &[], Some(read.clone()))
+        .await;
+    assert_eq!(status, 201, "{first}");
+    // The same read reported twice is one event.
+    let (status, _) = t
+        .request("POST", "/identity/v1/trail/reads", &[], Some(read))
+        .await;
+    assert_eq!(status, 201);
+    let (_, trail) = t
+        .request(
+            "GET",
+            "/identity/v1/me/trail",
+            &IdHarness::bearer(&token),
+            None,
+        )
+        .await;
+    let events = trail["events"].as_array().unwrap();
+    let reads: Vec<&Value> = events.iter().filter(|e| e["kind"] == "read").collect();
+    assert_eq!(reads.len(), 1, "{events:?}");
+    assert_eq!(reads[0]["category"], "社会保险");
+    let unknown = serde_json::json!({ "card_no": "NOSUCHCARD", "ref": "r-0002" });
+    let (status, refused) = t
+        .request("POST", "/identity/v1/trail/reads", &[], Some(unknown))
+        .await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (404, Some("holder_unknown"))
+    );
+    let bad = serde_json::json!({ "card_no": CARD_NO, "ref": "r-3", "category": "没有" });
+    let (status, _) = t
+        .request("POST", "/identity/v1/trail/reads", &[], Some(bad))
+        .await;
+    assert_eq!(status, 400);
+    t.finish().await;
+}

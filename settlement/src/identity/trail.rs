@@ -1,7 +1,8 @@
 //! The card-use trail (用卡轨迹): one `card_trail` row per use of a card.
 //!
 //! Where rows come from: sign-ins (written in the sign-in's transaction), partner verifications
-//! and reads at terminals ([`Identity::record_use`], for the partner platform and the agents),
+//! ([`Identity::record_use`], for the partner platform), reads at terminals (`POST
+//! /identity/v1/trail/reads`, [`Identity::record_read`]),
 //! and medical settlements and card payments, copied from their own tables by
 //! [`Identity::collect_trail`] (idempotent: `UNIQUE (kind, ref)`), so the hot settlement path is
 //! untouched. A payment row has no holder (the switch keeps only a salted PAN hash, which no
@@ -210,6 +211,33 @@ impl Identity {
             }
         }
         Ok(event)
+    }
+
+    /// Records a read of the card with number `card_no` at a terminal (an agent reading EF05/EF06
+    /// for a service), as a `read` event of its holder at this node's region; `reference` is
+    /// the terminal's id for the read (idempotent per reference). Errors: `BadField`,
+    /// `HolderUnknown`, database.
+    pub async fn record_read(
+        &self,
+        card_no: &str,
+        reference: &str,
+        terminal: &str,
+        category: Category,
+    ) -> Result<TrailEvent> {
+        super::session::check_card_no(card_no)?;
+        let person = self.person_by_card_no(card_no).await?;
+        let holder_id = self.keys.holder_id(&person.psn_no);
+        let admdvs = self.options.node_admdvs.parse().unwrap_or(0);
+        let reference = format!("{terminal}:{reference}");
+        self.record_use(
+            TrailKind::Read,
+            &reference,
+            &holder_id,
+            admdvs,
+            category,
+            terminal,
+        )
+        .await
     }
 
     /// Copies settlements (2207/2304, with their 就医地 and message time) and approved card

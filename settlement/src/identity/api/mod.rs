@@ -5,6 +5,7 @@
 //! | `POST /identity/v1/challenges` | terminal (`x-tif-*`) | a fresh challenge for INTERNAL AUTHENTICATE |
 //! | `POST /identity/v1/signin` | terminal | the card's answer → a token |
 //! | `POST /identity/v1/cards/lost` | terminal (counter, 12333) | report a card number lost: its tokens die |
+//! | `POST /identity/v1/trail/reads` | terminal | a card read at the terminal, for the trail |
 //! | `GET /identity/v1/jwks` | anyone | the token verification key (RFC 7517) |
 //! | `POST /identity/v1/verify` | any service | is this token valid now? its claims |
 //! | `POST /identity/v1/signout` | holder (Bearer) | revoke this token |
@@ -88,6 +89,7 @@ pub fn router(state: IdentityState) -> Router {
         .route("/identity/v1/challenges", post(challenge))
         .route("/identity/v1/signin", post(sign_in))
         .route("/identity/v1/cards/lost", post(report_lost))
+        .route("/identity/v1/trail/reads", post(record_read))
         .route("/identity/v1/jwks", get(jwks))
         .route("/identity/v1/verify", post(verify))
         .route("/identity/v1/signout", post(sign_out))
@@ -193,6 +195,62 @@ async fn report_lost(
     };
     let outcome = state.identity.report_lost(&body.card_no, reporter).await?;
     Ok(Json(outcome).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadBody {
+    /// 卡号 of the card read.
+    card_no: String,
+    /// The terminal's id of the read (1..=32 bytes).
+    #[serde(rename = "ref")]
+    reference: String,
+    /// The directory category of the service the read was for (code or label); 公共服务 when
+    /// absent.
+    #[serde(default)]
+    category: Option<String>,
+}
+
+async fn record_read(
+    State(state): State<IdentityState>,
+    headers: HeaderMap,
+    body: Result<Json<ReadBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let terminal = auth::terminal(&state.service, &headers)?;
+    let Json(body) = body.map_err(|_| IdentityError::BadField {
+        field: "body",
+        reason: "must be a JSON object with card_no and ref",
+    })?;
+    if body.reference.is_empty() || body.reference.len() > 32 {
+        return Err(IdentityError::BadField {
+            field: "ref",
+            reason: "must be 1..=32 bytes",
+        }
+        .into());
+    }
+    let category = match body.category.as_deref() {
+        None => crate::directory::Category::Public,
+        Some(text) => {
+            crate::directory::Category::parse(text).map_err(|_| IdentityError::BadField {
+                field: "category",
+                reason: "must be a directory category",
+            })?
+        }
+    };
+    let terminal = if terminal.is_empty() {
+        "terminal".to_owned()
+    } else {
+        terminal
+    };
+    let event = state
+        .identity
+        .record_read(&body.card_no, &body.reference, &terminal, category)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "event_id": event.event_id })),
+    )
+        .into_response())
 }
 
 async fn jwks(State(state): State<IdentityState>) -> Response {
