@@ -1,7 +1,8 @@
 //! Chinese commercial cryptography (商用密码) and partner signatures: SM4 ECB/CBC
 //! (GB/T 32907-2016), SM4 key diversification, SM3 (GB/T 32905-2016), SM2 signatures with SM3
 //! and a distinguishing ID (GB/T 32918.2-2016, recommended curve of GB/T 32918.5-2017, via
-//! RustCrypto `sm2::dsa`), and ECDSA P-256/SHA-256 (FIPS 186-4, via `ring`).
+//! RustCrypto `sm2::dsa`), and ECDSA P-256/SHA-256 (FIPS 186-4, via `ring`; public points are
+//! checked on the curve with RustCrypto `p256`, which `ring` has no call for).
 //!
 //! Private keys are returned only inside [`Zeroizing`] buffers or [`Sm2KeyPair`], whose `Debug`
 //! is redacted; the HSM wraps them under the LMK before they leave memory.
@@ -236,6 +237,27 @@ pub fn p256_sign(pkcs8: &[u8], msg: &[u8]) -> Result<Vec<u8>> {
         .sign(&SystemRandom::new(), msg)
         .map_err(|_| Error::Random)?;
     Ok(sig.as_ref().to_vec())
+}
+
+/// Imports an uncompressed P-256 public key given as hex `04‖X‖Y` (130 hex digits), checking
+/// that the point is on the curve (SEC 1 §2.3.4; RustCrypto `p256`).
+///
+/// Errors: [`Error::OddLengthHex`], [`Error::InvalidHex`], [`Error::InvalidAsymmetricKey`].
+pub fn p256_public_key_from_hex(text: &str) -> Result<[u8; 65]> {
+    let bytes = decode_hex(text)?;
+    let public =
+        <[u8; 65]>::try_from(bytes.as_slice()).map_err(|_| Error::InvalidAsymmetricKey {
+            reason: "P-256 public key must be 65 bytes 04||X||Y",
+        })?;
+    if public[0] != 0x04 {
+        return Err(Error::InvalidAsymmetricKey {
+            reason: "P-256 public key must start with 04 (uncompressed)",
+        });
+    }
+    p256::PublicKey::from_sec1_bytes(&public).map_err(|_| Error::InvalidAsymmetricKey {
+        reason: "P-256 public key is not a point on the curve",
+    })?;
+    Ok(public)
 }
 
 /// Verifies an ECDSA P-256/SHA-256 signature r‖s (64 bytes) with an uncompressed public key.

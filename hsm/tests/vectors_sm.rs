@@ -181,3 +181,27 @@ fn p256_round_trip_and_tamper() {
         Err(Error::VerificationFailed)
     );
 }
+
+#[test]
+fn p256_public_key_import_checks_the_curve() {
+    // The P-256 base point G (FIPS 186-4 D.1.2.3 / SEC 2 §2.4.2) is on the curve.
+    let g = "046B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296\
+             4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5";
+    assert_eq!(
+        p256_public_key_from_hex(g).unwrap().to_vec(),
+        hex::decode(g).unwrap()
+    );
+    // The same X with Y + 1 is not.
+    let off = format!("{}F6", &g[..g.len() - 2]);
+    assert!(matches!(
+        p256_public_key_from_hex(&off),
+        Err(Error::InvalidAsymmetricKey { .. })
+    ));
+    assert!(matches!(
+        p256_public_key_from_hex(&g[2..]),
+        Err(Error::InvalidAsymmetricKey { .. })
+    ));
+    // A key ring generated is accepted.
+    let public = p256_public_key(&p256_generate_pkcs8().unwrap()).unwrap();
+    assert!(p256_public_key_from_hex(&hex::encode(&public)).is_ok());
+}

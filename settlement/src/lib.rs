@@ -26,6 +26,7 @@ pub mod iso8583;
 mod ledger;
 pub mod medical;
 pub mod nhsa;
+pub mod partner;
 pub mod payments;
 mod plan;
 pub mod policy;

@@ -12,6 +12,10 @@
 //!   and the card-use trail (`/identity/v1`, `settlement::identity`), in-process hsm.
 //!   The operators' console is at `/console/` (`SETTLEMENT_CONSOLE_ADMIN=name:password` seeds an
 //!   admin account).
+//!   The partner API (`/api/partner/v1`) is mounted too: operators from
+//!   `SETTLEMENT_PARTNER_OPERATORS` (`account=token,...`), consent issuers = the gateway callers,
+//!   webhooks signed with the SM2 key `partner-webhook` of the hsm key store `--partner-hsm DIR`
+//!   under the LMK in `HSM_LMK_HEX` (without `--partner-hsm`, webhooks wait in the outbox).
 //! - `settlement import-persons FILE [--data DIR]`: import a persons CSV
 //!   (`refdata::load_persons_csv`) and open each personal account with its balance.
 
@@ -26,6 +30,7 @@ use clap::{Parser, Subcommand};
 
 use settlement::catalogue::CatalogueSet;
 use settlement::medical::{Medical, PersonImport, RefData};
+use settlement::partner::{PartnerOptions, PartnerPlatform, WebhookSigner};
 use settlement::policy::PolicySet;
 use settlement::service::{AppState, Gateway, GatewayConfig, app};
 use settlement::{Ledger, LedgerOptions};
@@ -91,6 +96,9 @@ enum Command {
         /// Life of a sign-in challenge, ms.
         #[arg(long, default_value_t = 60_000)]
         challenge_ttl_ms: i64,
+        /// Key store (hsm data directory) of the partner platform's webhook signing key.
+        #[arg(long)]
+        partner_hsm: Option<PathBuf>,
     },
     /// Import insured persons from a CSV.
     ImportPersons {
@@ -153,6 +161,52 @@ fn gateway_config(no_auth: bool) -> Result<GatewayConfig> {
     })
 }
 
+/// Partner platform settings: operators from `SETTLEMENT_PARTNER_OPERATORS`, consent issuers =
+/// the gateway's callers.
+fn partner_options(gateway: &GatewayConfig) -> Result<PartnerOptions> {
+    let mut operators = Vec::new();
+    if let Ok(spec) = std::env::var("SETTLEMENT_PARTNER_OPERATORS") {
+        for pair in spec.split(',').filter(|p| !p.is_empty()) {
+            let (account, token) = pair
+                .split_once('=')
+                .context("SETTLEMENT_PARTNER_OPERATORS must be account=token[,account=token]")?;
+            if token.len() < settlement::partner::OPERATOR_TOKEN_LEN_MIN {
+                bail!("SETTLEMENT_PARTNER_OPERATORS: tokens have at least 16 characters");
+            }
+            operators.push((account.to_owned(), token.to_owned()));
+        }
+    }
+    Ok(PartnerOptions {
+        operators,
+        consent_issuers: gateway.clone(),
+        ..PartnerOptions::default()
+    })
+}
+
+fn partner_platform(
+    ledger: &settlement::Ledger,
+    directory: &Arc<settlement::directory::Directory>,
+    options: PartnerOptions,
+    hsm_dir: Option<&Path>,
+) -> Result<PartnerPlatform> {
+    let signer = match hsm_dir {
+        None => None,
+        Some(dir) => {
+            let lmk = hsm::lmk::Lmk::from_env().context("--partner-hsm needs HSM_LMK_HEX")?;
+            Some(
+                WebhookSigner::open(dir, lmk, "partner-webhook")
+                    .context("opening the partner platform's webhook key")?,
+            )
+        }
+    };
+    Ok(PartnerPlatform::new(
+        ledger,
+        directory.clone(),
+        options,
+        signer,
+    ))
+}
+
 async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -176,6 +230,8 @@ async fn shutdown_signal() {
     }
 }
 
+// One argument per `serve` flag group; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     listen: SocketAddr,
     data: &Path,
@@ -184,8 +240,10 @@ async fn serve(
     region: Option<(String, PathBuf, settlement::region::NodeOptions)>,
     sole_process: bool,
     hsm: Option<IdentityArgs>,
+    partner_hsm: Option<&Path>,
 ) -> Result<()> {
     let gateway = gateway_config(no_auth)?;
+    let partner_options = partner_options(&gateway)?;
     let refdata = load_refdata(refdata)?;
     let ledger = Arc::new(open_ledger(data).await?);
     let medical = Arc::new(Medical::new(ledger.clone(), refdata));
@@ -214,7 +272,17 @@ async fn serve(
             .await
             .context("loading the application directory")?,
     );
-    let mut router = app(state.clone()).merge(settlement::directory::api::router(directory));
+    // The partner platform (`/api/partner/v1`) over the same database and directory.
+    let partner = Arc::new(partner_platform(
+        &ledger,
+        &directory,
+        partner_options,
+        partner_hsm,
+    )?);
+    let partner_worker = PartnerPlatform::spawn_worker(partner.clone());
+    let mut router = app(state.clone())
+        .merge(settlement::directory::api::router(directory))
+        .merge(settlement::partner::api::router(partner));
     let mut identity = None;
     if let Some(args) = hsm {
         let node_admdvs = region.as_ref().map(|(r, _, _)| r.clone());
@@ -237,6 +305,7 @@ async fn serve(
         })
         .await
         .context("serving")?;
+    partner_worker.abort();
     drop(medical);
     if let Ok(ledger) = Arc::try_unwrap(ledger) {
         ledger.close().await;
@@ -360,6 +429,7 @@ async fn main() -> Result<()> {
             hsm_dir,
             lmk_file,
             challenge_ttl_ms,
+            partner_hsm,
         } => {
             let options = settlement::region::NodeOptions {
                 request_timeout_ms: region_request_timeout_ms,
@@ -383,6 +453,7 @@ async fn main() -> Result<()> {
                 node,
                 sole_process,
                 hsm,
+                partner_hsm.as_deref(),
             )
             .await
         }

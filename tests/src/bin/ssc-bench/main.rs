@@ -80,7 +80,7 @@ fn runs(postgres: bool) -> Vec<Run> {
             package: "settlement",
             bench: "region_bench",
             file: "settlement/benches/region_bench.rs",
-            args: owned(&["--clients", "16", "--settlements", "1000"]),
+            args: owned(&["--db", db, "--clients", "16", "--settlements", "1000"]),
             needs_pcsc: false,
         },
         Run {
@@ -232,13 +232,28 @@ fn rows(run: &Run, text: &str, load: &str, how: &str) -> Vec<Row> {
                 )
             })
             .collect(),
-        "region" => vec![row(
-            "cross-region settlement, three nodes",
-            parse::rate(text, "settlements/s").map(|r| match parse::after(text, "/s", "p99") {
-                Some(p) => format!("{}/s, p99 {}", per_s(r), ms(p)),
-                None => format!("{}/s", per_s(r)),
-            }),
-        )],
+        "region" => text
+            .lines()
+            .filter(|l| l.contains("settlements (2207)"))
+            .map(|line| {
+                let db = line
+                    .split(']')
+                    .next()
+                    .unwrap_or("?")
+                    .trim_start_matches('[');
+                let name = line
+                    .split(':')
+                    .next()
+                    .and_then(|head| head.split("] ").nth(1))
+                    .unwrap_or("?");
+                row(
+                    &format!("2207 through three region nodes, {name}, {db}, 16 HIS clients"),
+                    parse::rate(line, "/s")
+                        .zip(parse::after(line, "/s", "p99"))
+                        .map(|(r, p)| format!("{}/s, p99 {}", per_s(r), ms(p))),
+                )
+            })
+            .collect(),
         "ledger" => text
             .lines()
             .filter(|l| l.contains("postings/s"))

@@ -101,6 +101,13 @@ mod tests {
     }
 
     #[test]
+    fn region_bench_lines() {
+        let line = "[sqlite] cross-region (Beijing at Tianjin): 1000 settlements (2207) by 16 clients: 412/s, p50 30.1 ms, p99 88.0 ms, max 120.0 ms";
+        assert_eq!(rate(line, "/s"), Some(412.0));
+        assert_eq!(after(line, "/s", "p99"), Some(88.0));
+    }
+
+    #[test]
     fn card_read_lines() {
         let text = "beijing-2g.toml: 17 APDUs per read (identity + holder)\n  inserted → identity returned: median 402.10 ms, min 400.00, max 410.00 (n=10)\n  warm reads, card left in: 1.40 ms per read, 714 reads/s, 12138 APDU/s";
         assert_eq!(after(text, "inserted → identity", "median"), Some(402.1));

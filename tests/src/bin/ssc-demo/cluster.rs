@@ -34,6 +34,8 @@ pub struct Cluster {
     pub his: Gateway,
     /// The operators' gateway credentials.
     pub operator: Gateway,
+    /// The operators' console's first administrator (name, password), fresh per run.
+    pub console_admin: (String, String),
 }
 
 /// A region of the regions file.
@@ -123,6 +125,8 @@ impl Cluster {
             paas_id: "demo-operator".into(),
             token: random_hex(16)?,
         };
+        let console_admin = ("demo".to_owned(), random_hex(8)?);
+        let console_seed = format!("{}:{}", console_admin.0, console_admin.1);
         let paas = format!(
             "{}={},{}={}",
             his.paas_id, his.token, operator.paas_id, operator.token
@@ -179,7 +183,10 @@ impl Cluster {
                     "--regions",
                     &crate::path_str(&regions_file)?,
                 ],
-                &[("SETTLEMENT_PAAS", &paas)],
+                &[
+                    ("SETTLEMENT_PAAS", &paas),
+                    ("SETTLEMENT_CONSOLE_ADMIN", &console_seed),
+                ],
                 &data.join(format!("node-{}.log", spec.admdvs)),
             )?;
             nodes.push(Node {
@@ -197,6 +204,7 @@ impl Cluster {
             nodes,
             his,
             operator,
+            console_admin,
         })
     }
 

@@ -332,8 +332,10 @@ fn web_line(cluster: &Cluster, client: &reqwest::blocking::Client) -> Result<Str
         .send()
         .is_ok_and(|r| r.status().is_success())
     {
+        let (name, password) = &cluster.console_admin;
         return Ok(format!(
-            "operators' console: {console} (every node serves its own)"
+            "operators' console: {console} (log in as {name} / {password}; every node serves \
+             its own; `--stay` keeps it up after the summary)"
         ));
     }
     let uses = web::get_ok(
