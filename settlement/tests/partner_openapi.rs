@@ -133,6 +133,29 @@ async fn openapi_validates_and_fuzzing_finds_no_server_error() {
             "{path} missing: {paths:?}"
         );
     }
+    // Every signed operation documents the four signature headers, required.
+    for (path, method) in [
+        ("/api/partner/v1/me", "get"),
+        ("/api/partner/v1/cards/verify", "post"),
+        ("/api/partner/v1/settlements/{setl_id}", "get"),
+    ] {
+        let params = document["paths"][path][method]["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path}: no parameters"));
+        for header in [
+            "x-ssc-key-id",
+            "x-ssc-timestamp",
+            "x-ssc-nonce",
+            "x-ssc-signature",
+        ] {
+            assert!(
+                params
+                    .iter()
+                    .any(|p| p["name"] == header && p["in"] == "header" && p["required"] == true),
+                "{path}: {header} missing in {params:?}"
+            );
+        }
+    }
     let spec = data.path().join("openapi.json");
     std::fs::write(&spec, document.to_string()).unwrap();
     let validated = Command::new("python3")

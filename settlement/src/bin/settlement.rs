@@ -282,7 +282,7 @@ async fn serve(
     let partner_worker = PartnerPlatform::spawn_worker(partner.clone());
     let mut router = app(state.clone())
         .merge(settlement::directory::api::router(directory))
-        .merge(settlement::partner::api::router(partner));
+        .merge(settlement::partner::api::router(partner.clone()));
     let mut identity = None;
     if let Some(args) = hsm {
         let node_admdvs = region.as_ref().map(|(r, _, _)| r.clone());
@@ -290,7 +290,7 @@ async fn serve(
         identity = Some(service);
         router = router.merge(routes);
     }
-    router = router.merge(console_routes(&ledger, identity).await?);
+    router = router.merge(console_routes(&ledger, identity, partner).await?);
     if let Some((region, regions, options)) = region {
         let (_, routes) = settlement::region::attach(&medical, state, &region, &regions, options)
             .await
@@ -363,17 +363,22 @@ async fn identity_routes(
     Ok((identity, routes))
 }
 
-/// The operators' console (`/console/`); `SETTLEMENT_CONSOLE_ADMIN=name:password` seeds an
+/// The operators' console (`/console/`, with the partner applications page over `partner`);
+/// `SETTLEMENT_CONSOLE_ADMIN=name:password` seeds an
 /// admin account (created if missing, never changed).
 async fn console_routes(
     ledger: &Arc<Ledger>,
     identity: Option<Arc<settlement::identity::Identity>>,
+    partner: Arc<PartnerPlatform>,
 ) -> Result<axum::Router> {
-    let console = Arc::new(settlement::console::Console::new(
-        ledger.clone(),
-        identity,
-        settlement::console::ConsoleOptions::default(),
-    ));
+    let console = Arc::new(
+        settlement::console::Console::new(
+            ledger.clone(),
+            identity,
+            settlement::console::ConsoleOptions::default(),
+        )
+        .with_partner(partner),
+    );
     if let Ok(seed) = std::env::var("SETTLEMENT_CONSOLE_ADMIN") {
         let (name, password) = seed
             .split_once(':')

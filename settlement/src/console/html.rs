@@ -45,6 +45,7 @@ pub fn page(title: &str, session: Option<&SessionInfo>, body: &str) -> String {
             if s.role >= Role::Operator {
                 links.push(("/console/operations", "Reversals &amp; reconciliation"));
                 links.push(("/console/holders", "Holders"));
+                links.push(("/console/partners", "Partners"));
             }
             if s.role >= Role::Admin {
                 links.push(("/console/admin", "Accounts"));

@@ -4,7 +4,7 @@
 //!
 //! - Accounts and roles ([`users`]): `viewer` sees the dashboards (settlements, payments,
 //!   inter-region positions and window closes, card-use aggregates); `operator` also sees
-//!   reversals waiting and reconciliation, looks a holder up (with a reason, audited in the
+//!   reversals waiting and reconciliation, decides partner applications ([`partners`]), looks a holder up (with a reason, audited in the
 //!   holder's read log) and reports cards lost; `admin` also manages accounts. Passwords are
 //!   argon2id; the first admin comes from `SETTLEMENT_CONSOLE_ADMIN=name:password`.
 //! - Sessions: a random token in an `HttpOnly; Secure; SameSite=Strict` cookie, stored as its
@@ -17,6 +17,7 @@
 pub mod chart;
 mod data;
 mod html;
+mod partners;
 mod routes;
 pub mod users;
 
@@ -24,6 +25,7 @@ use std::sync::Arc;
 
 use crate::Ledger;
 use crate::identity::Identity;
+use crate::partner::PartnerPlatform;
 use crate::store::Store;
 use crate::writer::WriteGate;
 
@@ -64,6 +66,7 @@ pub struct Console {
     gate: WriteGate,
     ledger: Arc<Ledger>,
     identity: Option<Arc<Identity>>,
+    partner: Option<Arc<PartnerPlatform>>,
     options: ConsoleOptions,
 }
 
@@ -80,7 +83,15 @@ impl Console {
             gate: ledger.write_gate(),
             ledger,
             identity,
+            partner: None,
             options,
         }
+    }
+
+    /// The same console with the partner page (`/console/partners`: applications to approve)
+    /// over `partner`; without it that page says the platform is not enabled.
+    pub fn with_partner(mut self, partner: Arc<PartnerPlatform>) -> Console {
+        self.partner = Some(partner);
+        self
     }
 }

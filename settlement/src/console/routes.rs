@@ -32,6 +32,8 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/logout", post(logout))
         .route("/console/operations", get(operations))
         .route("/console/holders", get(holders))
+        .route("/console/partners", get(super::partners::partners))
+        .route("/console/partners/decision", post(super::partners::decide))
         .route("/console/holders/lookup", post(holder_lookup))
         .route("/console/cards/lost", post(card_lost))
         .route("/console/admin", get(admin))
@@ -41,7 +43,7 @@ pub fn router(console: Arc<Console>) -> Router {
 }
 
 /// A refusal or failure as a page.
-struct PageError(StatusCode, String);
+pub(super) struct PageError(pub(super) StatusCode, pub(super) String);
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
@@ -87,7 +89,7 @@ fn cookie_token(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The session of a GET page: none redirects to the login page, a low role is 403.
-async fn page_session(
+pub(super) async fn page_session(
     console: &Console,
     headers: &HeaderMap,
     needs: Role,
@@ -122,7 +124,7 @@ fn forbidden(session: &SessionInfo, needs: Role) -> Response {
 }
 
 /// The session of a POST: none is 401, a wrong CSRF token 403, a low role 403.
-async fn post_session(
+pub(super) async fn post_session(
     console: &Console,
     headers: &HeaderMap,
     csrf: &str,

@@ -36,6 +36,22 @@ use wire::{
     VerifyOut, WebhookKeyOut,
 };
 
+/// The headers of every signed call, as documented in the OpenAPI document (checked by
+/// [`PartnerPlatform::authenticate`]; the canonical request is in [`canonical`]).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header, rename_all = "kebab-case")]
+#[allow(dead_code)] // read from the `HeaderMap`; this type only documents them
+struct SignatureHeaders {
+    /// key id
+    x_ssc_key_id: String,
+    /// Unix milliseconds
+    x_ssc_timestamp: String,
+    /// 16-64 of [A-Za-z0-9_-], single use
+    x_ssc_nonce: String,
+    /// r||s, 128 hex digits
+    x_ssc_signature: String,
+}
+
 /// Prefix of the partner API.
 pub const API_PREFIX: &str = "/api/partner/v1";
 
@@ -328,10 +344,7 @@ async fn webhook_key(State(platform): State<Arc<PartnerPlatform>>) -> Response {
     get,
     path = "/api/partner/v1/me",
     params(
-        ("x-ssc-key-id" = String, Header, description = "key id"),
-        ("x-ssc-timestamp" = String, Header, description = "Unix milliseconds"),
-        ("x-ssc-nonce" = String, Header, description = "16-64 of [A-Za-z0-9_-], single use"),
-        ("x-ssc-signature" = String, Header, description = "r||s, 128 hex digits"),
+        SignatureHeaders,
     ),
     responses(
         (status = 200, body = AppOut),
@@ -369,10 +382,7 @@ async fn me(
     path = "/api/partner/v1/cards/verify",
     request_body = VerifyIn,
     params(
-        ("x-ssc-key-id" = String, Header, description = "key id"),
-        ("x-ssc-timestamp" = String, Header, description = "Unix milliseconds"),
-        ("x-ssc-nonce" = String, Header, description = "16-64 of [A-Za-z0-9_-], single use"),
-        ("x-ssc-signature" = String, Header, description = "r||s, 128 hex digits"),
+        SignatureHeaders,
     ),
     responses(
         (status = 200, body = VerifyOut),
@@ -429,10 +439,7 @@ async fn verify_card(
     params(
         ("setl_id" = String, Path, description = "结算ID, 1-30 ASCII letters and digits"),
         ("use" = String, Query, description = "the directory use the partner acts for"),
-        ("x-ssc-key-id" = String, Header, description = "key id"),
-        ("x-ssc-timestamp" = String, Header, description = "Unix milliseconds"),
-        ("x-ssc-nonce" = String, Header, description = "16-64 of [A-Za-z0-9_-], single use"),
-        ("x-ssc-signature" = String, Header, description = "r||s, 128 hex digits"),
+        SignatureHeaders,
     ),
     responses(
         (status = 200, body = SettlementOut),
