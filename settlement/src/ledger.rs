@@ -47,6 +47,7 @@ pub struct Ledger {
     sender: mpsc::Sender<Job>,
     writer: JoinHandle<()>,
     gate: WriteGate,
+    person_vault: crate::medical::PersonVault,
 }
 
 impl std::fmt::Debug for Job {
@@ -91,6 +92,7 @@ impl Ledger {
             sender,
             writer,
             gate,
+            person_vault: crate::medical::PersonVault::default(),
         }
     }
 
@@ -126,6 +128,12 @@ impl Ledger {
     /// SQLite).
     pub(crate) fn write_gate(&self) -> WriteGate {
         self.gate.clone()
+    }
+
+    /// How this database's insured persons are stored (clear until personal-data keys are
+    /// installed; `medical::seal_persons`). Shared by every reader of persons.
+    pub fn person_vault(&self) -> &crate::medical::PersonVault {
+        &self.person_vault
     }
 
     /// The pools (the medical layer reads its own tables through them).

@@ -347,6 +347,11 @@ async fn identity_routes(
             .await
             .context("opening the identity service")?,
     );
+    // The persons table from now on: records sealed, lookups keyed (settlement::medical::vault).
+    let sealed = settlement::medical::seal_persons(ledger, identity.shared_data_keys())
+        .await
+        .context("sealing the persons table under the personal-data keys")?;
+    tracing::info!(sealed, "persons table sealed under the personal-data keys");
     let collector = identity.clone();
     tokio::spawn(async move {
         loop {

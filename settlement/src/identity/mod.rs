@@ -96,7 +96,8 @@ pub struct Identity {
     hsm: Arc<Mutex<Hsm>>,
     options: IdentityOptions,
     token_key: TokenKey,
-    keys: DataKeys,
+    keys: Arc<DataKeys>,
+    vault: crate::medical::PersonVault,
 }
 
 impl Identity {
@@ -113,7 +114,8 @@ impl Identity {
     ) -> Result<Identity> {
         let store = ledger.store().clone();
         let token_key = TokenKey::open(&hsm, &options.hsm_caller, &options.token_key_alias)?;
-        let keys = DataKeys::open(&store, &hsm, &options.hsm_caller, &options.kek_alias).await?;
+        let keys =
+            Arc::new(DataKeys::open(&store, &hsm, &options.hsm_caller, &options.kek_alias).await?);
         Ok(Identity {
             store,
             gate: ledger.write_gate(),
@@ -121,6 +123,7 @@ impl Identity {
             options,
             token_key,
             keys,
+            vault: ledger.person_vault().clone(),
         })
     }
 
@@ -132,6 +135,12 @@ impl Identity {
     /// The personal-data keys (for modules that store their own personal data).
     pub fn data_keys(&self) -> &DataKeys {
         &self.keys
+    }
+
+    /// The personal-data keys, shared (`medical::seal_persons` installs them for the persons
+    /// table).
+    pub fn shared_data_keys(&self) -> Arc<DataKeys> {
+        self.keys.clone()
     }
 
     /// The token verification key as a JWK Set (RFC 7517 §5).

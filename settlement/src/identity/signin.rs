@@ -13,7 +13,7 @@ use super::pii::lock_hsm;
 use super::token::Claims;
 use super::trail::{self, TrailKind};
 use super::{Identity, business_day, now_ms, ordered_id, random_id};
-use crate::medical::person::{PersonRecord, lookup_key};
+use crate::medical::person::PersonRecord;
 use crate::store::dispatch;
 
 /// A challenge for one INTERNAL AUTHENTICATE.
@@ -314,19 +314,19 @@ impl Identity {
     pub(super) async fn person_by_card_no(&self, card_no: &str) -> Result<PersonRecord> {
         let found = self
             .store
-            .persons_by_hash(&lookup_key("card", card_no), true)
+            .persons_by_lookups(&self.vault.lookups("card", card_no), true)
             .await?;
         let [psn_no] = found.as_slice() else {
             return Err(IdentityError::HolderUnknown);
         };
-        let record: Option<(String,)> = dispatch!(&self.store, pool => {
-            sqlx::query_as("SELECT record FROM persons WHERE psn_no = $1")
-                .bind(psn_no)
-                .fetch_optional(pool)
-                .await?
-        });
-        let (record,) = record.ok_or(IdentityError::HolderUnknown)?;
-        serde_json::from_str(&record).map_err(|_| IdentityError::Corrupt("persons"))
+        let record = self
+            .store
+            .person_record(psn_no)
+            .await?
+            .ok_or(IdentityError::HolderUnknown)?;
+        self.vault
+            .decode(psn_no, &record)
+            .map_err(|_| IdentityError::Corrupt("persons"))
     }
 
     /// The holder and card-number hash a card was first used with, if it was.

@@ -45,6 +45,7 @@ mod query;
 pub(crate) mod rows;
 pub(crate) mod settle;
 pub(crate) mod store;
+pub mod vault;
 mod visit;
 
 use std::collections::HashMap;
@@ -61,6 +62,7 @@ use crate::policy::{HospLv, PolicySet};
 
 pub use ids::{posting_id_of, record_id};
 pub use person::{PersonImport, PersonRecord};
+pub use vault::{PersonVault, PersonVaultError, seal_persons};
 
 use accounts::AccountCache;
 use cache::StateCache;

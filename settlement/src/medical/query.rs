@@ -4,9 +4,10 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::person::{PersonImport, PersonRecord, lookup_key, personal_account_code};
+use super::person::{PersonImport, PersonRecord, personal_account_code};
 use super::rows::{Row, Table, Value as Cell};
 use super::settle::personal_fund;
+use super::vault::PersonVaultError;
 use super::{Medical, Output, Prior, ids, internal, out};
 use crate::error::LedgerError;
 use crate::ids::{AccountCode, Admdvs};
@@ -52,8 +53,12 @@ impl Medical {
             .await
             .map_err(internal)?
             .ok_or(ApiError::PersonNotFound)?;
-        let person: std::sync::Arc<PersonRecord> =
-            std::sync::Arc::new(serde_json::from_str(&record).map_err(internal)?);
+        let person: std::sync::Arc<PersonRecord> = std::sync::Arc::new(
+            self.ledger
+                .person_vault()
+                .decode(psn_no, &record)
+                .map_err(sealed_or_internal)?,
+        );
         self.cache.put_person(person.clone());
         Ok(person)
     }
@@ -161,10 +166,25 @@ impl Medical {
         let found = self
             .ledger
             .store()
-            .persons_by_hash(&lookup_key(kind, &key), kind == "card")
+            .persons_by_lookups(
+                &self.ledger.person_vault().lookups(kind, &key),
+                kind == "card",
+            )
             .await
             .map_err(internal)?;
         let [psn_no] = found.as_slice() else {
+            // Without keys, a sealed register cannot be searched: say so rather than "not found".
+            if found.is_empty()
+                && !self.ledger.person_vault().sealing()
+                && self
+                    .ledger
+                    .store()
+                    .persons_sealed()
+                    .await
+                    .map_err(internal)?
+            {
+                return Err(sealed_or_internal(PersonVaultError::Sealed));
+            }
             return Err(ApiError::PersonNotFound);
         };
         let person = self.load_person(psn_no).await?;
@@ -344,15 +364,17 @@ impl Medical {
                     continue;
                 }
                 let region = person.region()?;
-                let record = serde_json::to_string(person)
+                let vault = self.ledger.person_vault();
+                let record = vault
+                    .encode(person)
                     .map_err(|_| LedgerError::Corrupt("person record"))?;
                 rows.push(Row {
                     table: Table::Persons,
                     values: vec![
                         Cell::Text(person.psn_no.clone()),
-                        Cell::Bytes(lookup_key("certno", &person.certno).to_vec()),
+                        Cell::Bytes(vault.lookup("certno", &person.certno).to_vec()),
                         person.card_no.as_ref().map_or(Cell::NullBytes, |card| {
-                            Cell::Bytes(lookup_key("card", card).to_vec())
+                            Cell::Bytes(vault.lookup("card", card).to_vec())
                         }),
                         Cell::I64(i64::from(region.code())),
                         Cell::Text(record),
@@ -412,5 +434,14 @@ async fn open_account(
     match ledger.post(posting).await {
         Ok(_) | Err(LedgerError::IdempotencyConflict(_)) => Ok(()),
         Err(error) => Err(error),
+    }
+}
+
+/// A person record that cannot be read: sealed here without keys is a node configuration fault
+/// the caller is told about (`E2401`); anything else is internal (logged).
+fn sealed_or_internal(error: PersonVaultError) -> ApiError {
+    match error {
+        PersonVaultError::Sealed => ApiError::MissingReferenceData(error.to_string()),
+        PersonVaultError::Corrupt => internal(error),
     }
 }

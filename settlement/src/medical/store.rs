@@ -192,6 +192,30 @@ impl Store {
         }))
     }
 
+    /// `psn_no`s found by the first of `lookups` (keyed, then legacy unkeyed hash; see
+    /// `medical::vault`) that matches any row; at most 2 (the caller refuses ambiguity).
+    pub(crate) async fn persons_by_lookups(
+        &self,
+        lookups: &[[u8; 32]],
+        card: bool,
+    ) -> Result<Vec<String>> {
+        for key in lookups {
+            let found = self.persons_by_hash(key, card).await?;
+            if !found.is_empty() {
+                return Ok(found);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// Whether any person record is sealed (`medical::vault`).
+    pub(crate) async fn persons_sealed(&self) -> Result<bool> {
+        let sql = "SELECT psn_no FROM persons WHERE record LIKE 'sealed:%' LIMIT 1";
+        Ok(dispatch!(self, pool => {
+            sqlx::query(sql).fetch_optional(pool).await?.is_some()
+        }))
+    }
+
     /// A visit with its events folded.
     pub(crate) async fn visit(&self, mdtrt_id: &str) -> Result<Option<StoredVisit>> {
         let head = "SELECT psn_no, insutype, insuplc_admdvs, mdtrtarea_admvs, fixmedins_code, \

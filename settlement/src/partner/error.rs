@@ -26,6 +26,16 @@ pub enum PartnerError {
     Hsm(String),
 }
 
+impl From<crate::LedgerError> for PartnerError {
+    /// The persons table's reads go through the ledger's store.
+    fn from(error: crate::LedgerError) -> PartnerError {
+        match error {
+            crate::LedgerError::Storage(e) => PartnerError::Database(e),
+            _ => PartnerError::Corrupt("persons"),
+        }
+    }
+}
+
 impl From<getrandom::Error> for PartnerError {
     fn from(_: getrandom::Error) -> PartnerError {
         PartnerError::Random

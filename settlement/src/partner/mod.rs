@@ -95,6 +95,8 @@ pub const OPERATOR_TOKEN_LEN_MIN: usize = 16;
 #[derive(Debug)]
 pub struct PartnerPlatform {
     store: Store,
+    /// How the persons table is stored (shared with the ledger's other readers).
+    vault: crate::medical::PersonVault,
     directory: Arc<Directory>,
     options: PartnerOptions,
     issuers: Gateway,
@@ -152,6 +154,7 @@ impl PartnerPlatform {
             .unwrap_or_default();
         PartnerPlatform {
             store: ledger.store().clone(),
+            vault: ledger.person_vault().clone(),
             directory,
             issuers: Gateway::new(options.consent_issuers.clone()),
             options,

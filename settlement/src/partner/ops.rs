@@ -258,7 +258,7 @@ impl PartnerPlatform {
         let card_hash = lookup_key("card", &request.card_no);
         let person = self
             .store
-            .partner_person_by_card(&card_hash)
+            .partner_person_by_card(&self.vault, &request.card_no)
             .await
             .map_err(|e| internal(&e))?
             .ok_or(ApiError::CardNotFound)?;
@@ -347,7 +347,7 @@ impl PartnerPlatform {
         }
         let person = self
             .store
-            .partner_person(&consent.psn_no)
+            .partner_person(&self.vault, &consent.psn_no)
             .await
             .map_err(|e| internal(&e))?
             .ok_or(ApiError::CardNotFound)?;
@@ -452,7 +452,7 @@ impl PartnerPlatform {
         let card_hash = lookup_key("card", card_no);
         let person = self
             .store
-            .partner_person_by_card(&card_hash)
+            .partner_person_by_card(&self.vault, card_no)
             .await
             .map_err(|e| internal(&e))?
             .ok_or(ApiError::CardNotFound)?;

@@ -2,7 +2,7 @@
 //! settlement status reads (the medical tables of migrations/*/0003_medical.sql, read only), the
 //! webhook outbox and the settlement feed. One text per query for SQLite and PostgreSQL.
 
-use crate::medical::PersonRecord;
+use crate::medical::{PersonRecord, PersonVault};
 use crate::store::{Store, dispatch};
 
 use super::error::{PartnerError, Result};
@@ -102,35 +102,33 @@ const WEBHOOK_INSERT: &str = "INSERT INTO partner_webhooks (event_id, app_id, ev
      ON CONFLICT DO NOTHING";
 
 impl Store {
-    /// The person holding a card (by the persons table's card lookup key), if exactly one does.
+    /// The person holding card `card_no` (the persons table's card lookup keys, `vault`), if
+    /// exactly one does. Errors: database, `Corrupt` (a record that does not open here).
     pub(crate) async fn partner_person_by_card(
         &self,
-        card_no_sha256: &[u8; 32],
+        vault: &PersonVault,
+        card_no: &str,
     ) -> Result<Option<PersonRecord>> {
-        let rows: Vec<(String,)> = dispatch!(self, pool => {
-            sqlx::query_as("SELECT record FROM persons WHERE card_no_sha256 = $1 LIMIT 2")
-                .bind(card_no_sha256.to_vec())
-                .fetch_all(pool)
-                .await?
-        });
-        match rows.as_slice() {
-            [(record,)] => serde_json::from_str(record)
-                .map(Some)
-                .map_err(|_| PartnerError::Corrupt("persons.record")),
+        let found = self
+            .persons_by_lookups(&vault.lookups("card", card_no), true)
+            .await?;
+        match found.as_slice() {
+            [psn_no] => self.partner_person(vault, psn_no).await,
             _ => Ok(None),
         }
     }
 
-    /// The person with this psn_no, if any.
-    pub(crate) async fn partner_person(&self, psn_no: &str) -> Result<Option<PersonRecord>> {
-        let row: Option<(String,)> = dispatch!(self, pool => {
-            sqlx::query_as("SELECT record FROM persons WHERE psn_no = $1")
-                .bind(psn_no)
-                .fetch_optional(pool)
-                .await?
-        });
-        row.map(|(record,)| {
-            serde_json::from_str(&record).map_err(|_| PartnerError::Corrupt("persons.record"))
+    /// The person with this psn_no, if any. Errors: database, `Corrupt`.
+    pub(crate) async fn partner_person(
+        &self,
+        vault: &PersonVault,
+        psn_no: &str,
+    ) -> Result<Option<PersonRecord>> {
+        let row = self.person_record(psn_no).await?;
+        row.map(|record| {
+            vault
+                .decode(psn_no, &record)
+                .map_err(|_| PartnerError::Corrupt("persons.record"))
         })
         .transpose()
     }
