@@ -12,7 +12,8 @@
 //!   the claim at Tianjin).
 //!
 //! Every 2207 must answer infcode 0. Prints settlements/s and p50/p99/max of the 2207 round
-//! trip. Client and nodes share the machine's cores.
+//! trip for each, with the machine's cores and the load average before each phase (the
+//! conditions). Client and nodes share the machine's cores.
 //!
 //! `cargo bench -p settlement --bench region_bench -- [--db sqlite|postgres|both]
 //!  [--clients 32] [--settlements 3000]`
@@ -298,6 +299,13 @@ fn msgid(hosp: &str, phase: u8, step: u8, i: usize) -> String {
     format!("{hosp}2026113{phase}{step}{i:09}")
 }
 
+/// The 1/5/15-minute load averages, as /proc/loadavg gives them.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
 fn percentile(sorted: &[Duration], per_mille: usize) -> f64 {
     let index = (sorted.len().saturating_sub(1) * per_mille).div_ceil(1_000);
     sorted[index.min(sorted.len() - 1)].as_secs_f64() * 1e3
@@ -416,6 +424,7 @@ async fn run(db: &str, args: &Args) {
     let tj = format!("http://127.0.0.1:{}", ports[1]);
     let n = args.settlements;
     let clients = args.clients.max(1);
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     for (name, url, hosp, area, phase_no, first) in [
         (
             "same-region (Beijing at Beijing)",
@@ -434,10 +443,11 @@ async fn run(db: &str, args: &Args) {
             n,
         ),
     ] {
+        let load = load_average();
         let (rate, times) = phase(&client, url, hosp, area, phase_no, first, n, clients).await;
         println!(
             "[{db}] {name}: {} settlements (2207) by {clients} clients: {rate:.0}/s, \
-             p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+             p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (load average before: {load}; {cores} cores)",
             times.len(),
             percentile(&times, 500),
             percentile(&times, 990),

@@ -223,6 +223,59 @@ fn bank_answer(amount: i64) -> i64 {
     }
 }
 
+/// The institutions of the fixtures, by code.
+fn institutions(fixtures: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
+    csv(&fixtures.join("institutions/institutions.csv"))
+        .into_iter()
+        .map(|r| (r["fixmedins_code"].clone(), r))
+        .collect()
+}
+
+/// The persons of the fixtures as imported (no settlement yet this year), by psn_no.
+fn persons(fixtures: &Path) -> BTreeMap<String, Person> {
+    csv(&fixtures.join("persons/cards.csv"))
+        .into_iter()
+        .map(|r| {
+            let b: Vec<i64> = r["brdy"].split('-').map(|x| x.parse().unwrap()).collect();
+            (
+                r["psn_no"].clone(),
+                Person {
+                    insutype: r["insutype"].clone(),
+                    psn_type: r["psn_type"].clone(),
+                    insuplc: r["insuplc_admdvs"].clone(),
+                    brdy: (b[0], b[1], b[2]),
+                    balance: fen(&r["acct_balance"]),
+                    acc: BTreeMap::new(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// One settlement of fixture person `psn_no` at institution `at` (its first this year, on
+/// freshly imported data): (treating node, insured node, [bill, fund, account, cash] in fen).
+/// `bill` is a table with `lines = [{ code, cnt, pric }]`, as in `fixtures/day/day.toml`.
+pub fn first_settlement(
+    fixtures: &Path,
+    psn_no: &str,
+    at: &str,
+    bill: &toml::Value,
+    setting: &str,
+    today: (i64, i64, i64),
+) -> (String, String, [i64; 4]) {
+    let regions: toml::Value =
+        toml::from_str(&std::fs::read_to_string(fixtures.join("regions/regions.toml")).unwrap())
+            .unwrap();
+    let institutions = institutions(fixtures);
+    let mut persons = persons(fixtures);
+    let at = &institutions[at];
+    let person = persons.get_mut(psn_no).unwrap();
+    let treating = node_of(&regions, &at["admdvs"]);
+    let insured = node_of(&regions, &person.insuplc);
+    let amounts = settle(fixtures, person, at, bill, setting, today);
+    (treating, insured, amounts)
+}
+
 impl Oracle {
     /// Computes the day of `fixtures/day/day.toml` on the date `today` (y, m, d, Asia/Shanghai).
     pub fn compute(fixtures: &Path, today: (i64, i64, i64)) -> Oracle {
@@ -236,28 +289,8 @@ impl Oracle {
         let routing: toml::Value =
             toml::from_str(&std::fs::read_to_string(fixtures.join("banks/routing.toml")).unwrap())
                 .unwrap();
-        let institutions: BTreeMap<String, BTreeMap<String, String>> =
-            csv(&fixtures.join("institutions/institutions.csv"))
-                .into_iter()
-                .map(|r| (r["fixmedins_code"].clone(), r))
-                .collect();
-        let mut persons: BTreeMap<String, Person> = csv(&fixtures.join("persons/cards.csv"))
-            .into_iter()
-            .map(|r| {
-                let b: Vec<i64> = r["brdy"].split('-').map(|x| x.parse().unwrap()).collect();
-                (
-                    r["psn_no"].clone(),
-                    Person {
-                        insutype: r["insutype"].clone(),
-                        psn_type: r["psn_type"].clone(),
-                        insuplc: r["insuplc_admdvs"].clone(),
-                        brdy: (b[0], b[1], b[2]),
-                        balance: fen(&r["acct_balance"]),
-                        acc: BTreeMap::new(),
-                    },
-                )
-            })
-            .collect();
+        let institutions = institutions(fixtures);
+        let mut persons = persons(fixtures);
         let mut pans: BTreeMap<String, String> = BTreeMap::new();
         for item in std::fs::read_dir(fixtures.join("cards")).unwrap() {
             let path = item.unwrap().path();

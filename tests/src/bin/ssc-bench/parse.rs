@@ -102,7 +102,7 @@ mod tests {
 
     #[test]
     fn region_bench_lines() {
-        let line = "[sqlite] cross-region (Beijing at Tianjin): 1000 settlements (2207) by 16 clients: 412/s, p50 30.1 ms, p99 88.0 ms, max 120.0 ms";
+        let line = "[sqlite] cross-region (Beijing at Tianjin): 1000 settlements (2207) by 16 clients: 412/s, p50 30.1 ms, p99 88.0 ms, max 120.0 ms (load average before: 1.20 0.90 0.80; 2 cores)";
         assert_eq!(rate(line, "/s"), Some(412.0));
         assert_eq!(after(line, "/s", "p99"), Some(88.0));
     }

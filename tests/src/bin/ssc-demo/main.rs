@@ -17,7 +17,9 @@
 //! Ctrl-C (or SIGTERM) stops every child process (`procs`).
 //!
 //! `ssc-demo serve COMPONENT --config FILE` runs one component for deployment instead
-//! (`serve`, `docs/deploy.md`).
+//! (`serve`, `docs/deploy.md`). `ssc-demo cluster [--postgres]` (`scripts/cluster`) starts only
+//! the three regional nodes, prints their addresses and credentials, and keeps them up until
+//! Ctrl-C (`cluster`).
 
 mod agent;
 mod cards;
@@ -44,7 +46,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 
 use agent::{Agent, AgentSetup};
-use cluster::Cluster;
+use cluster::{Cluster, ClusterOptions, Database, Ports};
 use payments::Payments;
 use play::Player;
 use progress::Progress;
@@ -90,6 +92,37 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
+    /// Start the three regional settlement nodes only (one database each, linked by signed
+    /// HTTP), print their addresses, the gateway credentials and each console's login, and keep
+    /// them up until Ctrl-C.
+    Cluster(ClusterArgs),
+}
+
+#[derive(clap::Args)]
+struct ClusterArgs {
+    /// The fixtures folder (regions/, persons/, catalog/, and the reference data).
+    #[arg(long, default_value = "fixtures")]
+    fixtures: PathBuf,
+    /// Data folder (SQLite files, logs, the regions file); emptied at start.
+    #[arg(long, default_value = "target/cluster")]
+    data: PathBuf,
+    /// One PostgreSQL database per node instead of SQLite: PREFIX_110000 … on the server of
+    /// --pg-url, dropped and created afresh.
+    #[arg(long)]
+    postgres: bool,
+    /// A PostgreSQL URL whose user may create databases (only its server and user are used).
+    #[arg(
+        long,
+        env = "LEDGER_TEST_PG_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    pg_url: String,
+    /// Name prefix of the nodes' PostgreSQL databases.
+    #[arg(long, default_value = "ssc_cluster")]
+    db_prefix: String,
+    /// Listen on free loopback ports instead of the regions file's (18110, 18120, 18130).
+    #[arg(long)]
+    free_ports: bool,
 }
 
 /// Set by the Ctrl-C handler.
@@ -134,7 +167,11 @@ fn main() {
         eprintln!("ssc-demo: cannot install the Ctrl-C handler: {e}");
         std::process::exit(1);
     }
-    if let Err(e) = run(&args) {
+    let result = match &args.command {
+        Some(Cmd::Cluster(cluster_args)) => run_cluster(cluster_args),
+        _ => run(&args),
+    };
+    if let Err(e) = result {
         if stopping() {
             // The handler is stopping the children and exits.
             std::thread::sleep(Duration::from_secs(60));
@@ -201,7 +238,7 @@ fn run(args: &Args) -> Result<()> {
     progress.step("HSM");
 
     progress.say("[2/6] three regional settlement nodes (SQLite each), linked by signed HTTP");
-    let cluster = Cluster::start(&bins, &data, &fixtures)?;
+    let cluster = Cluster::start(&bins, &data, &fixtures, &ClusterOptions::default())?;
     for node in &cluster.nodes {
         progress.say(&format!(
             "      {} {} at {}",
@@ -323,20 +360,23 @@ fn wait_balanced(
     }
 }
 
-/// The console's address when the nodes serve one, else the directory's.
+/// Each node's console address and login (checked by logging in), else the directory's
+/// address when no console is served.
 fn web_line(cluster: &Cluster, client: &reqwest::blocking::Client) -> Result<String> {
     let first = cluster.nodes.first().context("no nodes")?;
-    let console = format!("{}/console/", first.url);
-    if client
-        .get(&console)
-        .send()
-        .is_ok_and(|r| r.status().is_success())
-    {
-        let (name, password) = &cluster.console_admin;
-        return Ok(format!(
-            "operators' console: {console} (log in as {name} / {password}; every node serves \
-             its own; `--stay` keeps it up after the summary)"
-        ));
+    if cluster.console_login_ok(first)? {
+        let mut text = "operators' console (each node its own; `--stay` keeps them up after the \
+                        summary):"
+            .to_owned();
+        for node in &cluster.nodes {
+            let (name, password) = &node.console_admin;
+            text.push_str(&format!(
+                "\n  {} {}/console/  log in as {name} / {password}",
+                summary::pad(&format!("{} {}", node.admdvs, node.name), 12),
+                node.url
+            ));
+        }
+        return Ok(text);
     }
     let uses = web::get_ok(
         client,
@@ -346,7 +386,85 @@ fn web_line(cluster: &Cluster, client: &reqwest::blocking::Client) -> Result<Str
         .as_u64()
         .context("the directory API gave no total")?;
     Ok(format!(
-        "directory of card uses: {total} uses (fixtures/catalog) at {}/directory/ (no operators' console is served yet)",
+        "directory of card uses: {total} uses (fixtures/catalog) at {}/directory/ (no operators' console is served)",
         first.url
     ))
+}
+
+/// `ssc-demo cluster`: the three regional nodes, up until Ctrl-C (the handler stops them and
+/// exits 130) or until one of them exits (an error).
+#[allow(clippy::print_stdout)]
+fn run_cluster(args: &ClusterArgs) -> Result<()> {
+    let bins = procs::bin_dir()?;
+    let fixtures = args.fixtures.canonicalize().with_context(|| {
+        format!(
+            "{} not found (run from the repository root)",
+            args.fixtures.display()
+        )
+    })?;
+    if args.data.exists() {
+        std::fs::remove_dir_all(&args.data)
+            .with_context(|| format!("emptying {}", args.data.display()))?;
+    }
+    std::fs::create_dir_all(&args.data)?;
+    let data = args.data.canonicalize()?;
+    procs::set_run_marker(&path_str(&data)?);
+    let options = ClusterOptions {
+        ports: if args.free_ports {
+            Ports::Free
+        } else {
+            Ports::FromFile
+        },
+        database: if args.postgres {
+            Database::Postgres {
+                admin_url: args.pg_url.clone(),
+                prefix: args.db_prefix.clone(),
+            }
+        } else {
+            Database::Sqlite
+        },
+    };
+    let engine = if args.postgres {
+        "PostgreSQL, a database each"
+    } else {
+        "SQLite, a file each"
+    };
+    eprintln!("ssc-demo cluster: starting three regional settlement nodes ({engine})");
+    let mut cluster = Cluster::start(&bins, &data, &fixtures, &options)?;
+    println!("ssc-demo cluster: {} regional nodes ({engine}), linked by signed HTTP", cluster.nodes.len());
+    for node in &cluster.nodes {
+        println!("node {} {} {}", node.admdvs, node.name, node.url);
+        println!("     data: {}", node.store);
+        println!(
+            "     console: {}/console/ (log in as {} / {})",
+            node.url, node.console_admin.0, node.console_admin.1
+        );
+    }
+    println!(
+        "regions file (fresh link keys): {}",
+        cluster.regions_file.display()
+    );
+    println!(
+        "HIS caller (x-tif-paasid, token): {} {}",
+        cluster.his.paas_id, cluster.his.token
+    );
+    println!(
+        "operator caller (x-tif-paasid, token): {} {}",
+        cluster.operator.paas_id, cluster.operator.token
+    );
+    println!("logs: {}", data.display());
+    println!("ready; Ctrl-C stops the nodes");
+    std::io::stdout().flush()?;
+    while !stopping() {
+        for node in &mut cluster.nodes {
+            node.proc
+                .check_running()
+                .with_context(|| format!("node {}", node.admdvs))?;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The Ctrl-C handler is stopping the nodes and exits with 130.
+    std::thread::sleep(Duration::from_secs(60));
+    cluster.stop();
+    Ok(())
 }
