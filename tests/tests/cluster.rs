@@ -237,17 +237,22 @@ fn settle_one_cross_region_visit_through_the_cluster(extra: &[&str], label: &str
     let today = shanghai_today();
     let mut cluster = Running(
         Command::new(env!("CARGO_BIN_EXE_ssc-demo"))
-        .current_dir(&root)
-        .args(["cluster", "--free-ports", "--data", data.to_str().unwrap()])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap(),
+            .current_dir(&root)
+            .args(["cluster", "--free-ports", "--data", data.to_str().unwrap()])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
     );
     let printed = read_until_ready(&mut cluster.0);
     let regions: Vec<&str> = printed.nodes.iter().map(|n| n.0.as_str()).collect();
-    assert_eq!(regions, ["110000", "120000", "130000"], "{:#?}", printed.lines);
+    assert_eq!(
+        regions,
+        ["110000", "120000", "130000"],
+        "{:#?}",
+        printed.lines
+    );
     let url_of = |admdvs: &str| {
         printed
             .nodes
@@ -263,10 +268,9 @@ fn settle_one_cross_region_visit_through_the_cluster(extra: &[&str], label: &str
         .unwrap();
 
     // The bill: `specialist` of the day script (above every region's outpatient deductible).
-    let day: toml::Value = toml::from_str(
-        &std::fs::read_to_string(root.join("fixtures/day/day.toml")).unwrap(),
-    )
-    .unwrap();
+    let day: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root.join("fixtures/day/day.toml")).unwrap())
+            .unwrap();
     let bill = &day["bills"]["specialist"];
     let (treating, insured, expected) = first_settlement(
         &root.join("fixtures"),
@@ -298,10 +302,12 @@ fn settle_one_cross_region_visit_through_the_cluster(extra: &[&str], label: &str
         let pric = line["pric"].as_str().unwrap();
         let det = cnt * demo_oracle::fen(pric);
         bill_fen += det;
-        feedetail.push(json!({"feedetl_sn": format!("{:04}", i + 1), "mdtrt_id": mdtrt_id,
+        feedetail.push(
+            json!({"feedetl_sn": format!("{:04}", i + 1), "mdtrt_id": mdtrt_id,
             "psn_no": PERSON, "chrg_bchno": "B0001", "med_list_codg": line["code"].as_str(),
             "det_item_fee_sumamt": format!("{}.{:02}", det / 100, det % 100),
-            "cnt": cnt.to_string(), "pric": pric, "fee_ocur_time": "2026-11-30 09:10:00"}));
+            "cnt": cnt.to_string(), "pric": pric, "fee_ocur_time": "2026-11-30 09:10:00"}),
+        );
     }
     his_call(
         &client,

@@ -284,7 +284,10 @@ impl Cluster {
                 Database::Postgres { admin_url, prefix } => {
                     let name = format!("{prefix}_{}", spec.admdvs);
                     fresh_postgres_database(admin_url, &name)?;
-                    (with_database(admin_url, &name)?, format!("PostgreSQL database {name}"))
+                    (
+                        with_database(admin_url, &name)?,
+                        format!("PostgreSQL database {name}"),
+                    )
                 }
             };
             let db_env = [("DATABASE_URL", database_url.as_str())];
@@ -423,7 +426,10 @@ impl Cluster {
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let url = format!("{}/console/login", node.url);
-        let page = client.get(&url).send().with_context(|| format!("GET {url}"))?;
+        let page = client
+            .get(&url)
+            .send()
+            .with_context(|| format!("GET {url}"))?;
         if !page.status().is_success() {
             return Ok(false);
         }
@@ -458,7 +464,11 @@ mod tests {
     #[test]
     fn database_urls_and_ports() {
         assert_eq!(
-            with_database("postgres://postgres@127.0.0.1:5432/test", "ssc_cluster_110000").ok(),
+            with_database(
+                "postgres://postgres@127.0.0.1:5432/test",
+                "ssc_cluster_110000"
+            )
+            .ok(),
             Some("postgres://postgres@127.0.0.1:5432/ssc_cluster_110000".to_owned())
         );
         assert_eq!(

@@ -431,7 +431,10 @@ fn run_cluster(args: &ClusterArgs) -> Result<()> {
     };
     eprintln!("ssc-demo cluster: starting three regional settlement nodes ({engine})");
     let mut cluster = Cluster::start(&bins, &data, &fixtures, &options)?;
-    println!("ssc-demo cluster: {} regional nodes ({engine}), linked by signed HTTP", cluster.nodes.len());
+    println!(
+        "ssc-demo cluster: {} regional nodes ({engine}), linked by signed HTTP",
+        cluster.nodes.len()
+    );
     for node in &cluster.nodes {
         println!("node {} {} {}", node.admdvs, node.name, node.url);
         println!("     data: {}", node.store);
