@@ -12,7 +12,15 @@
 //!   `00`, nothing more;
 //! - never arrived → the id is recorded as void in the same table (primary key), so a late
 //!   purchase carrying it is refused with `94`; answer `00`;
-//! - still in flight toward the issuer (reversal ARMED) → `91`: the terminal retries later.
+//! - still in flight toward the issuer (reversal ARMED), or its void is with the issuer → `91`:
+//!   the terminal retries later.
+//!
+//! A void and a terminal's reversal of one purchase are exclusive: each first claims the
+//! purchase in `pay_undo_claims` (migrations/*/0103_payments_undo_claims.sql, one row per
+//! purchase), so only one can take it; a void that loses is refused `25` and sends nothing, a
+//! reversal that finds the purchase voided answers `00` (nothing left to undo), one that finds
+//! a void still with the issuer `91`. The money is reversed once, in the ledger and at the
+//! issuer.
 //!
 //! Source of the practice: anchors-switch.md §6(d) (a timeout is resolved by reversal, store and
 //! forward until acknowledged).
@@ -175,7 +183,18 @@ impl Switch {
             return code(codes::SYSTEM_MALFUNCTION);
         };
         match txn.status.as_str() {
-            "approved" => {}
+            "approved" => {
+                // Claimed here, so a void of the same purchase is now refused; a claim of our own
+                // (an earlier attempt stopped half-way) is finished.
+                if !store::claim_undo(db, &txn_id, "reversal", now_ms).await? {
+                    match store::undo_claim(db, &txn_id).await?.as_deref() {
+                        Some("reversal") => {}
+                        // Its void is with the issuer: the outcome decides whether anything is
+                        // left to undo.
+                        _ => return code(codes::ISSUER_INOPERATIVE),
+                    }
+                }
+            }
             "sent" => {
                 // Outcome not recorded yet: in flight if the 0400 is still ARMED; otherwise the
                 // switch recovered it after a restart and is already reversing.
