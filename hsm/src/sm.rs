@@ -272,11 +272,10 @@ pub fn sm2_encrypt(public: &[u8; 65], msg: &[u8]) -> Result<Vec<u8>> {
 /// curve, or C3 does not match (altered, or made for another key);
 /// [`Error::InvalidAsymmetricKey`] for a bad scalar.
 pub fn sm2_decrypt(secret: &[u8; 32], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    let key = sm2::pke::DecryptingKey::from_slice(secret).map_err(|_| {
-        Error::InvalidAsymmetricKey {
+    let key =
+        sm2::pke::DecryptingKey::from_slice(secret).map_err(|_| Error::InvalidAsymmetricKey {
             reason: "SM2 private scalar out of range",
-        }
-    })?;
+        })?;
     if ciphertext.len() <= 65 + 32 || ciphertext.len() > 65 + 32 + SM2_PLAINTEXT_LEN_MAX {
         return Err(Error::VerificationFailed);
     }

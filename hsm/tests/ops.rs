@@ -572,7 +572,10 @@ fn asymmetric_decryption_with_a_d1_key_pair() {
         .try_into()
         .unwrap();
     let sealed = hsm::sm::sm2_encrypt(&public, PAN.as_bytes()).unwrap();
-    let opened = fx.hsm.decrypt_asymmetric("switch", "pan-d1", &sealed).unwrap();
+    let opened = fx
+        .hsm
+        .decrypt_asymmetric("switch", "pan-d1", &sealed)
+        .unwrap();
     assert_eq!(opened.as_slice(), PAN.as_bytes());
     let mut altered = sealed.clone();
     *altered.last_mut().unwrap() ^= 0x80;
@@ -585,7 +588,8 @@ fn asymmetric_decryption_with_a_d1_key_pair() {
         Err(HsmError::KeyUsage { .. })
     ));
     assert!(matches!(
-        fx.hsm.sign_data("switch", "pan-d1", b"x", "1234567812345678"),
+        fx.hsm
+            .sign_data("switch", "pan-d1", b"x", "1234567812345678"),
         Err(HsmError::KeyUsage { .. })
     ));
 }

@@ -110,7 +110,10 @@ impl Rig {
             .unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     fn auths(&self) -> Vec<Value> {
@@ -226,15 +229,30 @@ async fn the_pan_crosses_the_api_only_sealed() {
     assert_eq!(auths[0]["pan4"], &card.pan[card.pan.len() - 4..]);
     assert_eq!(r.net_fen().await, 1_200);
     let logs = logs();
-    assert!(logs.contains("PAN in clear refused"), "the refusal is logged");
+    assert!(
+        logs.contains("PAN in clear refused"),
+        "the refusal is logged"
+    );
     assert!(!logs.contains(&card.pan), "a PAN in clear reached the log");
     r.server.abort();
 }
 
-fn token(partner: &mut hsm::ops::Hsm, id: &str, pan: &str, amount: i64, issued: i64, expires: i64) -> String {
+fn token(
+    partner: &mut hsm::ops::Hsm,
+    id: &str,
+    pan: &str,
+    amount: i64,
+    issued: i64,
+    expires: i64,
+) -> String {
     let signed = format!("SSCQR1|WALLET01|{id}|{pan}|{amount}|{issued}|{expires}");
     let sig = partner
-        .sign_data("partner", PARTNER_ALIAS, signed.as_bytes(), "1234567812345678")
+        .sign_data(
+            "partner",
+            PARTNER_ALIAS,
+            signed.as_bytes(),
+            "1234567812345678",
+        )
         .unwrap();
     format!("{signed}|{}", hex::encode_upper(sig))
 }
@@ -244,9 +262,11 @@ async fn qr_payments_over_http() {
     let r = rig().await;
     // The partner's own HSM, holding its signing key.
     let partner_dir = tempfile::tempdir().unwrap();
-    let mut partner =
-        hsm::ops::Hsm::open(partner_dir.path(), hsm::lmk::Lmk::from_bytes(&[0x24; 32]).unwrap())
-            .unwrap();
+    let mut partner = hsm::ops::Hsm::open(
+        partner_dir.path(),
+        hsm::lmk::Lmk::from_bytes(&[0x24; 32]).unwrap(),
+    )
+    .unwrap();
     partner
         .import_key_components(
             "partner",
@@ -257,11 +277,23 @@ async fn qr_payments_over_http() {
         .unwrap();
     let pan = TestCard::fixture("beijing-2g.toml").pan;
     let now = Moment::now().unix_ms;
-    let qr = |token: &str, amount: i64| {
-        json!({"terminal_id": "BJ000001", "merchant_id": MERCHANT, "amount_fen": amount, "token": token})
-    };
-    let good = token(&mut partner, "A0112233445566778899AABBCCDDEEFF", &pan, 6_600, now - 1_000, now + 60_000);
-    let expired = token(&mut partner, "B0112233445566778899AABBCCDDEEFF", &pan, 6_600, now - 90_000, now - 30_000);
+    let qr = |token: &str, amount: i64| json!({"terminal_id": "BJ000001", "merchant_id": MERCHANT, "amount_fen": amount, "token": token});
+    let good = token(
+        &mut partner,
+        "A0112233445566778899AABBCCDDEEFF",
+        &pan,
+        6_600,
+        now - 1_000,
+        now + 60_000,
+    );
+    let expired = token(
+        &mut partner,
+        "B0112233445566778899AABBCCDDEEFF",
+        &pan,
+        6_600,
+        now - 90_000,
+        now - 30_000,
+    );
     let forged = good.replacen("|6600|", "|6700|", 1);
     for (token, shown, code) in [
         (good.as_str(), 6_700, codes::INVALID_AMOUNT),
@@ -270,7 +302,11 @@ async fn qr_payments_over_http() {
         ("SSCQR1|WALLET01|nonsense", 6_600, codes::FORMAT_ERROR),
     ] {
         let (status, out) = r.post("/payments/v1/qr", &qr(token, shown)).await;
-        assert_eq!((status, out["response_code"].as_str()), (200, Some(code)), "{out}");
+        assert_eq!(
+            (status, out["response_code"].as_str()),
+            (200, Some(code)),
+            "{out}"
+        );
         assert_eq!(out["approved_fen"], 0);
     }
     assert!(r.auths().is_empty(), "refused tokens send nothing");

@@ -372,7 +372,10 @@ async fn partial_approval_is_undone_for_the_approved_amount() {
     );
     assert_eq!(clearing_net(&r.switch).await, 1_005);
     let txns = r.switch.transactions(&today()).await.unwrap();
-    assert_eq!(txns[0].approved_fen, 1_005, "the ledger row records what was approved");
+    assert_eq!(
+        txns[0].approved_fen, 1_005,
+        "the ledger row records what was approved"
+    );
     assert_eq!(
         r.switch
             .terminal_reversal(&reversal("T-0101"))
@@ -501,13 +504,14 @@ async fn void_and_reversal_of_one_purchase_are_exclusive() {
          {applied:?}"
     );
     assert!(approved_total > 0);
-    assert_eq!(clearing_net(&r.switch).await, 0, "the money is reversed once");
+    assert_eq!(
+        clearing_net(&r.switch).await,
+        0,
+        "the money is reversed once"
+    );
     for t in r.switch.transactions(&today()).await.unwrap() {
         if t.kind == "purchase" {
-            assert!(
-                t.status == "voided" || t.status == "timed_out",
-                "{t:?}"
-            );
+            assert!(t.status == "voided" || t.status == "timed_out", "{t:?}");
         }
     }
     assert!(

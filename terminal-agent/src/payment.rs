@@ -220,7 +220,9 @@ pub async fn switch_pan_key(
 ) -> Result<[u8; 65], AgentError> {
     let base = switch_url.trim_end_matches('/').to_owned();
     {
-        let keys = PAN_KEYS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let keys = PAN_KEYS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((_, key)) = keys.iter().find(|(url, _)| *url == base) {
             return Ok(*key);
         }
@@ -231,7 +233,9 @@ pub async fn switch_pan_key(
         public_key_hex: String,
     }
     let no_key = |why: String| {
-        AgentError::Internal(format!("the switch's PAN sealing key is not available: {why}"))
+        AgentError::Internal(format!(
+            "the switch's PAN sealing key is not available: {why}"
+        ))
     };
     let response = client
         .get(format!("{base}/payments/v1/pan-key"))
@@ -249,9 +253,11 @@ pub async fn switch_pan_key(
     if key.algorithm != "SM2" {
         return Err(no_key(format!("algorithm {:?}", key.algorithm)));
     }
-    let public = hsm::sm::sm2_public_key_from_hex(&key.public_key_hex)
-        .map_err(|e| no_key(e.to_string()))?;
-    let mut keys = PAN_KEYS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let public =
+        hsm::sm::sm2_public_key_from_hex(&key.public_key_hex).map_err(|e| no_key(e.to_string()))?;
+    let mut keys = PAN_KEYS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if keys.len() >= PAN_KEYS_MAX {
         keys.remove(0);
     }
@@ -349,7 +355,8 @@ pub fn complete_purchase(
 /// Whether the switch's answer approves the purchase at the card: `00`, or `10` (approved for
 /// the partial amount `approved_fen`, ISO 8583:1987 Annex A), with something approved.
 fn finishes_approved(answer: Option<&SwitchAnswer>) -> bool {
-    answer.is_some_and(|a| (a.response_code == "00" || a.response_code == "10") && a.approved_fen > 0)
+    answer
+        .is_some_and(|a| (a.response_code == "00" || a.response_code == "10") && a.approved_fen > 0)
 }
 
 fn complete_on<T: CardTransport>(
@@ -586,7 +593,9 @@ mod tests {
             .route(
                 "/payments/v1/pan-key",
                 axum::routing::get(move || async move {
-                    axum::Json(serde_json::json!({"algorithm": "SM2", "public_key_hex": public_hex}))
+                    axum::Json(
+                        serde_json::json!({"algorithm": "SM2", "public_key_hex": public_hex}),
+                    )
                 }),
             )
             .with_state(Arc::clone(&seen));

@@ -335,7 +335,8 @@ impl Switch {
         };
         Ok(match link.exchange(&request, &packed).await {
             Ok((raw, response)) => {
-                self.mac_ok(bank, &raw, &response).await && response.text(39) == Some(codes::APPROVED)
+                self.mac_ok(bank, &raw, &response).await
+                    && response.text(39) == Some(codes::APPROVED)
             }
             Err(_) => false,
         })

@@ -245,7 +245,10 @@ pub(crate) async fn claim_undo(
 /// Who claimed the purchase `txn_id` (`void` or `reversal`), if anyone.
 ///
 /// Errors: [`PaymentError::Store`].
-pub(crate) async fn undo_claim(store: &Store, txn_id: &str) -> Result<Option<String>, PaymentError> {
+pub(crate) async fn undo_claim(
+    store: &Store,
+    txn_id: &str,
+) -> Result<Option<String>, PaymentError> {
     let sql = "SELECT claimed_by FROM pay_undo_claims WHERE txn_id = $1";
     Ok(dispatch!(store, pool => {
         match sqlx::query(sql).bind(txn_id).fetch_optional(pool).await? {
