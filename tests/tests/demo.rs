@@ -229,7 +229,7 @@ fn the_days_summary_matches_an_independent_computation_from_the_fixtures() {
             .lines()
             .find(|l| l.starts_with(&format!("{code} {name}")))
             .unwrap_or_else(|| panic!("no row for {code}:\n{stdout}"));
-        let rest = row[format!("{code} {name}").len()..].replace(',', " ");
+        let rest = row[format!("{code} {name}").len()..].replace([',', ';'], " ");
         let cells: Vec<&str> = rest.split_whitespace().collect();
         assert_eq!(cells[0].parse::<usize>().unwrap(), approved.len(), "{row}");
         assert_eq!(yuan(cells[1]), approved_fen, "{row}");
@@ -241,6 +241,11 @@ fn the_days_summary_matches_an_independent_computation_from_the_fixtures() {
         // The bank's own log: same count and amount approved.
         assert_eq!(cells[3].parse::<usize>().unwrap(), approved.len(), "{row}");
         assert_eq!(yuan(cells[5]), approved_fen, "{row}");
+        // The QR payments among them, played (not skipped).
+        let qr = mine.iter().filter(|p| p.channel == "qr").count();
+        if qr > 0 {
+            assert!(row.ends_with(&format!("; {qr} by QR")), "{row}");
+        }
     }
 
     // Personal data stays masked: no holder name, ID number or PAN in clear.

@@ -434,6 +434,23 @@ pub(crate) async fn txns_of_day(
     }))
 }
 
+/// The transaction `txn_id`, whatever its day.
+///
+/// Errors: [`PaymentError::Store`].
+pub(crate) async fn txn_by_id(store: &Store, txn_id: &str) -> Result<Option<TxnRow>, PaymentError> {
+    let sql = concat!(
+        "SELECT ",
+        txn_columns!(),
+        " FROM pay_txns WHERE txn_id = $1"
+    );
+    Ok(dispatch!(store, pool => {
+        match sqlx::query(sql).bind(txn_id).fetch_optional(pool).await? {
+            Some(r) => Some(txn_of!(&r)?),
+            None => None,
+        }
+    }))
+}
+
 /// The transaction with this RRN and terminal.
 ///
 /// Errors: [`PaymentError::Store`].

@@ -94,25 +94,6 @@ async fn claim_of(db: &Store, req: &TerminalReversal) -> Result<Option<Claim>, P
     }))
 }
 
-/// The transaction `txn_id`.
-async fn txn_by_id(db: &Store, txn_id: &str) -> Result<Option<TxnRow>, PaymentError> {
-    // Today's and earlier days' rows alike: look the business date up first.
-    let sql = "SELECT business_date FROM pay_txns WHERE txn_id = $1";
-    let date: Option<String> = dispatch!(db, pool => {
-        match sqlx::query(sql).bind(txn_id).fetch_optional(pool).await? {
-            Some(r) => Some(r.try_get::<String, _>("business_date")?),
-            None => None,
-        }
-    });
-    let Some(date) = date else {
-        return Ok(None);
-    };
-    Ok(store::txns_of_day(db, &date)
-        .await?
-        .into_iter()
-        .find(|t| t.txn_id == txn_id))
-}
-
 /// Marks an approved purchase reversed at the terminal's request: status `timed_out` and its
 /// cancelled 0400 back to PENDING, in one database transaction (both updates conditional, so a
 /// repeat changes nothing).
@@ -179,7 +160,7 @@ impl Switch {
         let Some(txn_id) = txn_id else {
             return code(codes::APPROVED);
         };
-        let Some(txn) = txn_by_id(db, &txn_id).await? else {
+        let Some(txn) = store::txn_by_id(db, &txn_id).await? else {
             return code(codes::SYSTEM_MALFUNCTION);
         };
         match txn.status.as_str() {
