@@ -2,7 +2,8 @@
 //! (GB/T 32907-2016), SM4 key diversification, SM3 (GB/T 32905-2016), SM2 signatures with SM3
 //! and a distinguishing ID (GB/T 32918.2-2016, recommended curve of GB/T 32918.5-2017, via
 //! RustCrypto `sm2::dsa`), and ECDSA P-256/SHA-256 (FIPS 186-4, via `ring`; public points are
-//! checked on the curve with RustCrypto `p256`, which `ring` has no call for).
+//! checked on the curve with RustCrypto `p256`, which `ring` has no call for), and SM2 public-key
+//! encryption (GB/T 32918.4-2016, `C1‖C3‖C2`, via RustCrypto `sm2::pke`).
 //!
 //! Private keys are returned only inside [`Zeroizing`] buffers or [`Sm2KeyPair`], whose `Debug`
 //! is redacted; the HSM wraps them under the LMK before they leave memory.
@@ -199,6 +200,87 @@ pub fn sm2_verify(public: &[u8; 65], id: &str, msg: &[u8], signature: &[u8; 64])
     let key = verifying_key(public, id)?;
     let signature = Signature::from_slice(signature).map_err(|_| Error::VerificationFailed)?;
     key.verify(msg, &signature)
+        .map_err(|_| Error::VerificationFailed)
+}
+
+/// The system random generator as the `rand_core` 0.10 source `sm2::pke` asks for.
+struct SystemRng(SystemRandom);
+
+/// The system random generator failed.
+#[derive(Debug)]
+struct RngFailed;
+
+impl core::fmt::Display for RngFailed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("system random generator failed")
+    }
+}
+
+impl core::error::Error for RngFailed {}
+
+impl sm2::elliptic_curve::rand_core::TryRng for SystemRng {
+    type Error = RngFailed;
+
+    fn try_next_u32(&mut self) -> core::result::Result<u32, RngFailed> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> core::result::Result<u64, RngFailed> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> core::result::Result<(), RngFailed> {
+        self.0.fill(dst).map_err(|_| RngFailed)
+    }
+}
+
+impl sm2::elliptic_curve::rand_core::TryCryptoRng for SystemRng {}
+
+/// Most plaintext bytes [`sm2_encrypt`] takes (the sealed data is short: a PAN, a key).
+pub const SM2_PLAINTEXT_LEN_MAX: usize = 1_024;
+
+/// SM2 public-key encryption (GB/T 32918.4-2016 §6.1, SM3 in the KDF and C3) of `msg` to the
+/// uncompressed public key `public` (65 bytes, `04‖X‖Y`). Returns `C1 ‖ C3 ‖ C2` (the 2016
+/// standard's order): C1 uncompressed (65 bytes), C3 = SM3 (32 bytes), C2 as long as `msg`.
+/// A fresh random k per call (system generator).
+///
+/// Errors: [`Error::InvalidAsymmetricKey`] (not a curve point), [`Error::InvalidParameter`]
+/// (empty or longer than [`SM2_PLAINTEXT_LEN_MAX`]), [`Error::Random`].
+pub fn sm2_encrypt(public: &[u8; 65], msg: &[u8]) -> Result<Vec<u8>> {
+    if msg.is_empty() || msg.len() > SM2_PLAINTEXT_LEN_MAX {
+        return Err(Error::InvalidParameter {
+            what: "SM2 plaintext must be 1..=1024 bytes",
+        });
+    }
+    let key = sm2::pke::EncryptingKey::from_sec1_bytes(public).map_err(|_| {
+        Error::InvalidAsymmetricKey {
+            reason: "SM2 public key is not a point on the curve",
+        }
+    })?;
+    key.encrypt(&mut SystemRng(SystemRandom::new()), msg)
+        .map_err(|_| Error::Random)
+}
+
+/// SM2 decryption (GB/T 32918.4-2016 §7.1) of `C1 ‖ C3 ‖ C2` made by [`sm2_encrypt`] with the
+/// private scalar `secret`. The plaintext comes back in a [`Zeroizing`] buffer.
+///
+/// Errors: [`Error::VerificationFailed`] when the ciphertext is malformed, C1 is not on the
+/// curve, or C3 does not match (altered, or made for another key);
+/// [`Error::InvalidAsymmetricKey`] for a bad scalar.
+pub fn sm2_decrypt(secret: &[u8; 32], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let key =
+        sm2::pke::DecryptingKey::from_slice(secret).map_err(|_| Error::InvalidAsymmetricKey {
+            reason: "SM2 private scalar out of range",
+        })?;
+    if ciphertext.len() <= 65 + 32 || ciphertext.len() > 65 + 32 + SM2_PLAINTEXT_LEN_MAX {
+        return Err(Error::VerificationFailed);
+    }
+    key.decrypt(ciphertext)
+        .map(Zeroizing::new)
         .map_err(|_| Error::VerificationFailed)
 }
 

@@ -543,3 +543,53 @@ fn data_encryption_matches_independent_sm4_and_refuses_partial_blocks() {
     .unwrap_err();
     assert_eq!(err.code(), "CRYPTO_INPUT");
 }
+
+/// `DecryptAsymmetric` with a `D1` SM2 key pair generated inside the HSM: what
+/// `hsm::sm::sm2_encrypt` sealed to its public key (`GetPublicKey`) opens, an altered
+/// ciphertext is VERIFICATION_FAILED, a signature key (S0) cannot decrypt (usage), and a `D1`
+/// key cannot sign. Each call is audited.
+#[test]
+fn asymmetric_decryption_with_a_d1_key_pair() {
+    let mut fx = setup();
+    execute(
+        &mut fx.hsm,
+        "ops",
+        "CreateKey",
+        &json!({"alias": "pan-d1", "algorithm": "SM2", "usage": "D1", "mode_of_use": "D"}),
+    )
+    .unwrap();
+    execute(
+        &mut fx.hsm,
+        "ops",
+        "CreateKey",
+        &json!({"alias": "sig-s0", "algorithm": "SM2", "usage": "S0", "mode_of_use": "S"}),
+    )
+    .unwrap();
+    let public: [u8; 65] = fx
+        .hsm
+        .get_public_key("terminal", "pan-d1")
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let sealed = hsm::sm::sm2_encrypt(&public, PAN.as_bytes()).unwrap();
+    let opened = fx
+        .hsm
+        .decrypt_asymmetric("switch", "pan-d1", &sealed)
+        .unwrap();
+    assert_eq!(opened.as_slice(), PAN.as_bytes());
+    let mut altered = sealed.clone();
+    *altered.last_mut().unwrap() ^= 0x80;
+    assert!(matches!(
+        fx.hsm.decrypt_asymmetric("switch", "pan-d1", &altered),
+        Err(HsmError::VerificationFailed)
+    ));
+    assert!(matches!(
+        fx.hsm.decrypt_asymmetric("switch", "sig-s0", &sealed),
+        Err(HsmError::KeyUsage { .. })
+    ));
+    assert!(matches!(
+        fx.hsm
+            .sign_data("switch", "pan-d1", b"x", "1234567812345678"),
+        Err(HsmError::KeyUsage { .. })
+    ));
+}

@@ -205,3 +205,59 @@ fn p256_public_key_import_checks_the_curve() {
     let public = p256_public_key(&p256_generate_pkcs8().unwrap()).unwrap();
     assert!(p256_public_key_from_hex(&hex::encode(&public)).is_ok());
 }
+
+/// SM2 decryption of the standard's own ciphertext (GM/T 0003.5-2012 Annex C: the recommended
+/// curve, "encryption standard", C1 ‖ C3 ‖ C2), altered ciphertexts refused, and a round trip
+/// of `sm2_encrypt` (a fresh k each time, so two encryptions differ).
+#[test]
+fn sm2_encryption_gmt0003_example_and_round_trip() {
+    let v = load("sm.toml");
+    let t = table(&v, "sm2_encryption");
+    let secret = a::<32>(t, "private_key");
+    let mut ciphertext = h(t, "c1");
+    ciphertext.extend(h(t, "c3"));
+    ciphertext.extend(h(t, "c2"));
+    let plain = sm2_decrypt(&secret, &ciphertext).unwrap();
+    assert_eq!(
+        plain.as_slice(),
+        s(t, "message_ascii").as_bytes(),
+        "{}",
+        s(t, "source")
+    );
+    // Any changed byte of C3 or C2 is refused, never "decrypted" to something else.
+    for at in [65, 65 + 31, 65 + 32, ciphertext.len() - 1] {
+        let mut altered = ciphertext.clone();
+        altered[at] ^= 0x01;
+        assert_eq!(
+            sm2_decrypt(&secret, &altered).map(|p| p.to_vec()),
+            Err(Error::VerificationFailed),
+            "byte {at}"
+        );
+    }
+    assert_eq!(
+        sm2_decrypt(&secret, &ciphertext[..97]).map(|p| p.to_vec()),
+        Err(Error::VerificationFailed)
+    );
+    // Round trip to the same key pair; the public key is the standard's (sm.toml [sm2]).
+    let pair = Sm2KeyPair::from_secret(&secret).unwrap();
+    assert_eq!(
+        pair.public().to_vec(),
+        h(table(&v, "sm2"), "public_key"),
+        "the [sm2] and [sm2_encryption] examples share the key pair"
+    );
+    let one = sm2_encrypt(pair.public(), b"6214830200000087653").unwrap();
+    let two = sm2_encrypt(pair.public(), b"6214830200000087653").unwrap();
+    assert_ne!(one, two);
+    assert_eq!(one.len(), 65 + 32 + 19);
+    assert_eq!(
+        sm2_decrypt(&secret, &one).unwrap().as_slice(),
+        b"6214830200000087653"
+    );
+    // Another key pair cannot open it.
+    let other = sm2_generate_keypair().unwrap();
+    assert_eq!(
+        sm2_decrypt(other.secret(), &one).map(|p| p.to_vec()),
+        Err(Error::VerificationFailed)
+    );
+    assert!(sm2_encrypt(pair.public(), b"").is_err());
+}

@@ -457,6 +457,17 @@ async fn wrong_mac_is_refused_by_the_issuer_and_nothing_posted() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["kind"], "bad_mac");
     assert_eq!(clearing_net(&r.switch, "B0001").await, 0);
+    // Recorded as not approved (its reversal pending: the issuer's state is unknown to us), and
+    // logged without the PAN in clear.
+    let txns = r.switch.transactions(&today()).await.unwrap();
+    assert_eq!(txns.len(), 1);
+    assert_eq!(
+        (txns[0].status.as_str(), txns[0].approved_fen),
+        ("timed_out", 0)
+    );
+    let logs = logs();
+    assert!(logs.contains("bad MAC"), "the bad MAC is logged");
+    assert!(!logs.contains(&card.pan), "a PAN in clear reached the log");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -286,10 +286,19 @@ async fn json_route_reverses() {
     let app = settlement::payments::api::router(r.switch.clone());
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let http = reqwest::Client::new();
+    let key: serde_json::Value = http
+        .get(format!("{url}/payments/v1/pan-key"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let public = hex::decode(key["public_key_hex"].as_str().unwrap()).unwrap();
     let body = serde_json::json!({
         "terminal_id": "BJ000001",
         "merchant_id": MERCHANT,
-        "pan": card.pan,
+        "pan_sealed_hex": payments_support::seal_pan(&public, &card.pan),
         "psn": card.psn,
         "amount_fen": 5_600,
         "currency": "156",
@@ -324,4 +333,194 @@ async fn json_route_reverses() {
     assert_eq!(r.switch.forward_reversals().await.unwrap(), 1);
     assert_eq!(events_of(&r.sim_a, "reversal").len(), 1);
     server.abort();
+}
+
+fn void_of(rrn: &str, amount_fen: i64) -> settlement::payments::adjust::AdjustRequest {
+    settlement::payments::adjust::AdjustRequest {
+        terminal_id: "BJ000001".into(),
+        merchant_id: MERCHANT.into(),
+        original_rrn: rrn.into(),
+        amount_fen,
+    }
+}
+
+/// A partial approval (the simulator approves half of an amount ending in 10, its documented
+/// rule) is undone for the amount the issuer approved, not the one asked: by a terminal's
+/// reversal (the 0400's field 4) and by a void (the void's field 4; a void of the requested
+/// amount is refused 13). Expected amounts: the request halved, and the issuer's own record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_approval_is_undone_for_the_approved_amount() {
+    let r = rig().await;
+    let card = TestCard::fixture("beijing-2g.toml");
+    // 1. Reversal.
+    let out = r
+        .switch
+        .purchase_with_terminal_txn(
+            &purchase(
+                &card,
+                "BJ000001",
+                2_010,
+                card.icc_data(2_010, card.atc, false),
+            ),
+            Some("T-0101"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.response_code.as_str(), out.approved_fen),
+        (codes::PARTIAL, 2_010 / 2)
+    );
+    assert_eq!(clearing_net(&r.switch).await, 1_005);
+    let txns = r.switch.transactions(&today()).await.unwrap();
+    assert_eq!(
+        txns[0].approved_fen, 1_005,
+        "the ledger row records what was approved"
+    );
+    assert_eq!(
+        r.switch
+            .terminal_reversal(&reversal("T-0101"))
+            .await
+            .unwrap(),
+        codes::APPROVED
+    );
+    assert_eq!(clearing_net(&r.switch).await, 0);
+    assert_eq!(r.switch.forward_reversals().await.unwrap(), 1);
+    let auths = events_of(&r.sim_a, "auth");
+    let reversals = events_of(&r.sim_a, "reversal");
+    assert_eq!(reversals.len(), 1, "{reversals:?}");
+    assert_eq!(reversals[0]["applied"], true);
+    assert_eq!(
+        reversals[0]["amount"], auths[0]["amount"],
+        "the 0400 reverses what the issuer approved"
+    );
+    assert_eq!(reversals[0]["amount"], 1_005);
+
+    // 2. Void.
+    let out = r
+        .switch
+        .purchase(&purchase(
+            &card,
+            "BJ000001",
+            4_010,
+            card.icc_data(4_010, card.atc + 1, false),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.response_code.as_str(), out.approved_fen),
+        (codes::PARTIAL, 2_005)
+    );
+    let refused = r.switch.void(&void_of(&out.rrn, 4_010)).await.unwrap();
+    assert_eq!(refused.response_code, codes::INVALID_AMOUNT);
+    let voided = r.switch.void(&void_of(&out.rrn, 2_005)).await.unwrap();
+    assert_eq!(voided.response_code, codes::APPROVED);
+    assert_eq!(clearing_net(&r.switch).await, 0);
+    let voids: Vec<_> = events_of(&r.sim_a, "auth")
+        .into_iter()
+        .filter(|e| e["processing"] == "020000")
+        .collect();
+    assert_eq!(voids.len(), 1, "{voids:?}");
+    assert_eq!(voids[0]["amount"], 2_005);
+    assert!(
+        r.switch
+            .ledger()
+            .verify()
+            .await
+            .unwrap()
+            .problems
+            .is_empty()
+    );
+}
+
+/// A void and a terminal's reversal of the same approved purchase, started together, several
+/// times: exactly one wins each time. The void either is approved (and the reversal then finds
+/// nothing to undo, 00) or is refused 25 without sending anything (and the purchase's 0400
+/// reaches the issuer once). Checked at the issuer (its own event log) and in the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn void_and_reversal_of_one_purchase_are_exclusive() {
+    let r = rig().await;
+    let card = TestCard::fixture("beijing-2g.toml");
+    let rounds = 8u16;
+    let mut void_wins = 0usize;
+    let mut approved_total = 0i64;
+    for round in 0..rounds {
+        let amount = 3_001 + i64::from(round) * 100;
+        let id = format!("T-02{round:02}");
+        let out = r
+            .switch
+            .purchase_with_terminal_txn(
+                &purchase(
+                    &card,
+                    "BJ000001",
+                    amount,
+                    card.icc_data(amount, card.atc + round, false),
+                ),
+                Some(&id),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.response_code, codes::APPROVED);
+        approved_total += amount;
+        let (s1, s2) = (r.switch.clone(), r.switch.clone());
+        let void = tokio::spawn({
+            let rrn = out.rrn.clone();
+            async move { s1.void(&void_of(&rrn, amount)).await.unwrap() }
+        });
+        let rev = tokio::spawn({
+            let id = id.clone();
+            async move {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                loop {
+                    let code = s2.terminal_reversal(&reversal(&id)).await.unwrap();
+                    if code != codes::ISSUER_INOPERATIVE || std::time::Instant::now() > deadline {
+                        return code;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+        });
+        let (void, rev) = (void.await.unwrap(), rev.await.unwrap());
+        assert_eq!(rev, codes::APPROVED, "the terminal's reversal ends done");
+        match void.response_code.as_str() {
+            c if c == codes::APPROVED => void_wins += 1,
+            c if c == codes::NO_ORIGINAL => {}
+            other => panic!("round {round}: the void got {other}, not 00 or a clear 25"),
+        }
+    }
+    r.switch.forward_reversals().await.unwrap();
+    let voids_sent = events_of(&r.sim_a, "auth")
+        .into_iter()
+        .filter(|e| e["processing"] == "020000")
+        .count();
+    let applied: Vec<_> = events_of(&r.sim_a, "reversal")
+        .into_iter()
+        .filter(|e| e["applied"] == true)
+        .collect();
+    assert_eq!(voids_sent, void_wins, "a refused void sends nothing");
+    assert_eq!(
+        applied.len(),
+        usize::from(rounds) - void_wins,
+        "each purchase not voided is reversed once at the issuer, and no void needed undoing: \
+         {applied:?}"
+    );
+    assert!(approved_total > 0);
+    assert_eq!(
+        clearing_net(&r.switch).await,
+        0,
+        "the money is reversed once"
+    );
+    for t in r.switch.transactions(&today()).await.unwrap() {
+        if t.kind == "purchase" {
+            assert!(t.status == "voided" || t.status == "timed_out", "{t:?}");
+        }
+    }
+    assert!(
+        r.switch
+            .ledger()
+            .verify()
+            .await
+            .unwrap()
+            .problems
+            .is_empty()
+    );
 }

@@ -7,6 +7,8 @@
 //!    itself (8C), each CDOL1 object exactly as sent, then 9F26, 9F27, 9F36, 9F10.
 //! 2. [`authorise`]: `POST {switch}/payments/v1/purchase` with a timeout (the terminal's,
 //!    longer than the switch's per-hop timeout), giving the issuer's response code and ARPC.
+//!    The PAN goes sealed ([`seal_pan`]: SM2 encryption to the key the switch publishes at
+//!    `GET /payments/v1/pan-key`, which only the switch's HSM opens), never in clear.
 //! 3. [`complete_purchase`] (a second card transaction): EXTERNAL AUTHENTICATE with ARPC‖ARC,
 //!    then the second GENERATE AC with CDOL2 (8A = ARC): TC when approved and the issuer
 //!    authenticated, else AAC.
@@ -199,6 +201,81 @@ fn internal(e: impl std::fmt::Display) -> AgentError {
     AgentError::Internal(e.to_string())
 }
 
+/// The switch's PAN sealing keys already fetched, by switch URL.
+static PAN_KEYS: std::sync::Mutex<Vec<(String, [u8; 65])>> = std::sync::Mutex::new(Vec::new());
+
+/// Most switch URLs whose key is remembered.
+const PAN_KEYS_MAX: usize = 16;
+
+/// The key the switch at `switch_url` opens sealed PANs with (SM2 public key `04‖X‖Y`, from
+/// `GET {switch}/payments/v1/pan-key`, settlement/src/payments/api.rs), fetched once per URL
+/// and checked to be a point of the SM2 curve.
+///
+/// Errors: [`AgentError::Internal`] when the switch does not answer with a usable key (then
+/// no purchase is sent: the PAN never leaves in clear).
+pub async fn switch_pan_key(
+    client: &reqwest::Client,
+    switch_url: &str,
+    timeout_ms: u64,
+) -> Result<[u8; 65], AgentError> {
+    let base = switch_url.trim_end_matches('/').to_owned();
+    {
+        let keys = PAN_KEYS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, key)) = keys.iter().find(|(url, _)| *url == base) {
+            return Ok(*key);
+        }
+    }
+    #[derive(Deserialize)]
+    struct PanKey {
+        algorithm: String,
+        public_key_hex: String,
+    }
+    let no_key = |why: String| {
+        AgentError::Internal(format!(
+            "the switch's PAN sealing key is not available: {why}"
+        ))
+    };
+    let response = client
+        .get(format!("{base}/payments/v1/pan-key"))
+        .timeout(Duration::from_millis(timeout_ms))
+        .send()
+        .await
+        .map_err(|e| no_key(e.without_url().to_string()))?;
+    if !response.status().is_success() {
+        return Err(no_key(format!("HTTP {}", response.status().as_u16())));
+    }
+    let key: PanKey = response
+        .json()
+        .await
+        .map_err(|e| no_key(e.without_url().to_string()))?;
+    if key.algorithm != "SM2" {
+        return Err(no_key(format!("algorithm {:?}", key.algorithm)));
+    }
+    let public =
+        hsm::sm::sm2_public_key_from_hex(&key.public_key_hex).map_err(|e| no_key(e.to_string()))?;
+    let mut keys = PAN_KEYS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if keys.len() >= PAN_KEYS_MAX {
+        keys.remove(0);
+    }
+    keys.push((base, public));
+    Ok(public)
+}
+
+/// The PAN sealed to the switch's key `public`: SM2 public-key encryption (GB/T 32918.4-2016,
+/// `C1‖C3‖C2`) of its ASCII digits, hex — what `pan_sealed_hex` carries. Only the switch's HSM
+/// opens it.
+///
+/// Errors: [`AgentError::Internal`] (no system randomness).
+pub fn seal_pan(public: &[u8; 65], pan: &pboc::Pan) -> Result<String, AgentError> {
+    hsm::sm::sm2_encrypt(public, pan.expose().as_bytes())
+        .map(hex::encode_upper)
+        .map_err(|e| AgentError::Internal(format!("sealing the PAN: {e}")))
+}
+
 /// Step 2: the authorisation request to the switch, bounded by `timeout_ms`.
 ///
 /// Errors: [`AgentError::Internal`] with "no answer" when the switch is unreachable or silent
@@ -225,10 +302,11 @@ pub async fn authorise_identified(
     timeout_ms: u64,
     terminal_txn_id: Option<&str>,
 ) -> Result<SwitchAnswer, AgentError> {
+    let key = switch_pan_key(client, switch_url, timeout_ms).await?;
     let mut body = serde_json::json!({
         "terminal_id": setup.terminal_id,
         "merchant_id": setup.merchant_id,
-        "pan": card.pan.expose(),
+        "pan_sealed_hex": seal_pan(&key, &card.pan)?,
         "psn": card.psn,
         "amount_fen": setup.amount_fen,
         "currency": "156",
@@ -274,6 +352,13 @@ pub fn complete_purchase(
     complete_on(&mut session, card, answer)
 }
 
+/// Whether the switch's answer approves the purchase at the card: `00`, or `10` (approved for
+/// the partial amount `approved_fen`, ISO 8583:1987 Annex A), with something approved.
+fn finishes_approved(answer: Option<&SwitchAnswer>) -> bool {
+    answer
+        .is_some_and(|a| (a.response_code == "00" || a.response_code == "10") && a.approved_fen > 0)
+}
+
 fn complete_on<T: CardTransport>(
     session: &mut Session<T>,
     card: &CardAuthorisation,
@@ -295,7 +380,7 @@ fn complete_on<T: CardTransport>(
         },
         None => None,
     };
-    let approved = answer.is_some_and(|a| a.response_code == "00");
+    let approved = finishes_approved(answer);
     let ac_type = if approved && issuer_authenticated == Some(true) {
         AcType::Tc
     } else {
@@ -388,6 +473,8 @@ pub async fn purchase_identified(
             "terminal_txn_id must be 1-32 of [A-Za-z0-9-]".into(),
         ));
     }
+    // The key the PAN is sealed to, before the card is touched: without it nothing is sent.
+    switch_pan_key(&client, &endpoint.url, endpoint.timeout_ms).await?;
     let handle = tokio::runtime::Handle::current();
     // The card job may last the terminal's timeout plus the card work.
     let job_timeout_ms = endpoint.timeout_ms.saturating_add(10_000);
@@ -499,8 +586,18 @@ mod tests {
         let seen = Seen::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let pair = hsm::sm::sm2_generate_keypair().unwrap();
+        let public_hex = hex::encode_upper(pair.public());
         let app = axum::Router::new()
             .route("/payments/v1/purchase", axum::routing::post(purchase_route))
+            .route(
+                "/payments/v1/pan-key",
+                axum::routing::get(move || async move {
+                    axum::Json(
+                        serde_json::json!({"algorithm": "SM2", "public_key_hex": public_hex}),
+                    )
+                }),
+            )
             .with_state(Arc::clone(&seen));
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let setup = PurchaseSetup {
@@ -543,5 +640,35 @@ mod tests {
         assert_eq!(seen[0]["terminal_id"], "T0000001");
         assert_eq!(seen[0]["icc_data_hex"], "9F270180");
         assert!(seen[1].get("terminal_txn_id").is_none());
+        // The PAN never travels in clear: only sealed, and the switch's private key opens it
+        // (GB/T 32918.4 decryption, hsm::sm::sm2_decrypt) to the card's digits.
+        for body in &seen {
+            assert!(body.get("pan").is_none(), "{body}");
+            assert!(!body.to_string().contains(card.pan.expose()), "{body}");
+            let sealed = hex::decode(body["pan_sealed_hex"].as_str().unwrap()).unwrap();
+            let opened = hsm::sm::sm2_decrypt(pair.secret(), &sealed).unwrap();
+            assert_eq!(opened.as_slice(), card.pan.expose().as_bytes());
+        }
+        // Sealed afresh each time (a random k per encryption).
+        assert_ne!(seen[0]["pan_sealed_hex"], seen[1]["pan_sealed_hex"]);
+    }
+
+    /// A partial approval (ISO 8583 response code 10, `approved_fen` below the amount asked)
+    /// finishes the card approved (TC), as a full one does; a decline ends with AAC.
+    #[test]
+    fn a_partial_approval_finishes_the_card_approved() {
+        let approved = |code: &str, fen: i64| SwitchAnswer {
+            response_code: code.into(),
+            approved_fen: fen,
+            rrn: "000000000001".into(),
+            stan: "000001".into(),
+            auth_code: None,
+            arpc_hex: None,
+        };
+        assert!(finishes_approved(Some(&approved("10", 1_005))));
+        assert!(finishes_approved(Some(&approved("00", 2_010))));
+        assert!(!finishes_approved(Some(&approved("51", 0))));
+        assert!(!finishes_approved(Some(&approved("10", 0))));
+        assert!(!finishes_approved(None));
     }
 }

@@ -10,7 +10,9 @@ length frame, MAC in field 64 or 128), not generated from the Rust table.
 MAC: ISO/IEC 9797-1 MAC algorithm 3 (retail MAC), padding method 1, 2-key TDES, over the packed
 message from the MTI up to (not including) the 8 MAC bytes, which are always last.
 
-Issuer rules (amount in fen, field 4), checked in this order:
+Issuer rules for purchases (0100/0200 with processing code 000000 or none; amount in fen,
+field 4), checked in this order (a refund 200000 or void 020000 passes only the MAC check and
+is approved: the issuer undoes what it approved):
   * wrong MAC                      -> 39 = A0 (CUP "MAC verification failed"), nothing applied
   * amount ending in 51 / 55 / 05  -> decline with that code
   * amount ending in 98            -> no answer at all (the switch must time out and reverse)
@@ -183,7 +185,7 @@ class Issuer:
             resp["39"] = "12"
             return encode(resp, self.key)
         amount = int(doc.get("4", "0"))
-        tail = amount % 100
+        tail = amount % 100 if doc.get("3", "000000") == "000000" else 0
         if tail == 98:
             self.event(kind="timeout", mti=mti, stan=doc.get("11"), amount=amount, pan4=pan4)
             return None

@@ -110,6 +110,8 @@ pub enum KeyUsage {
     B0,
     /// `D0` symmetric data encryption key.
     D0,
+    /// `D1` asymmetric key pair for data encryption (X9.143; here SM2 public-key encryption).
+    D1,
     /// `E0` EMV issuer master key for application cryptograms (MK-AC).
     E0,
     /// `E1` EMV issuer master key for secure messaging confidentiality (MK-SMC).
@@ -146,9 +148,10 @@ pub enum KeyUsage {
 
 impl KeyUsage {
     /// Every usage, for parsing.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::B0,
         Self::D0,
+        Self::D1,
         Self::E0,
         Self::E1,
         Self::E2,
@@ -172,6 +175,7 @@ impl KeyUsage {
         match self {
             Self::B0 => "B0",
             Self::D0 => "D0",
+            Self::D1 => "D1",
             Self::E0 => "E0",
             Self::E1 => "E1",
             Self::E2 => "E2",

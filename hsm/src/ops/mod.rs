@@ -75,6 +75,8 @@ pub(crate) mod modes {
     pub const SIGN: &[ModeOfUse] = &[S, T, N];
     /// Verifying signatures.
     pub const VERIFY_SIGNATURE: &[ModeOfUse] = &[S, V, T, N];
+    /// Exporting the public half of a key pair (signature or encryption).
+    pub const PUBLIC_KEY: &[ModeOfUse] = &[S, V, T, N, B, D, E];
 }
 
 impl Hsm {

@@ -450,7 +450,42 @@ impl Hsm {
         })
     }
 
-    /// `GetPublicKey`: the uncompressed public key (65 bytes) of an `S0` key pair.
+    /// `DecryptAsymmetric`: SM2 decryption (GB/T 32918.4-2016, `C1‖C3‖C2`, made with
+    /// `hsm::sm::sm2_encrypt` to the public key from [`Hsm::get_public_key`]) with a `D1` SM2
+    /// key pair, mode `D`, `B` or `N`. The plaintext comes back in a zeroizing buffer; the
+    /// caller keeps it no longer than it must (e.g. a PAN sealed by a terminal).
+    ///
+    /// Errors: [`HsmError::VerificationFailed`] for a ciphertext that is malformed, altered or
+    /// made for another key; usage/mode/algorithm.
+    pub fn decrypt_asymmetric(
+        &mut self,
+        caller: &str,
+        alias: &str,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+        self.run(caller, "DecryptAsymmetric", |store, ctx| {
+            let (meta, key) = use_key(
+                store,
+                ctx,
+                alias,
+                &[KeyUsage::D1],
+                modes::DECRYPT,
+                "asymmetric decryption",
+            )?;
+            if meta.header.algorithm != KeyAlgorithm::Sm2 {
+                return Err(wrong_algorithm(&meta, "SM2"));
+            }
+            let secret = <&[u8; 32]>::try_from(key.expose()).map_err(|_| {
+                HsmError::from(crate::error::Error::InvalidAsymmetricKey {
+                    reason: "SM2 private key must be 32 bytes",
+                })
+            })?;
+            Ok(crate::sm::sm2_decrypt(secret, ciphertext)?)
+        })
+    }
+
+    /// `GetPublicKey`: the uncompressed public key (65 bytes) of an `S0` (signature) or `D1`
+    /// (encryption) key pair.
     ///
     /// Errors: [`HsmError::KeyNotFound`], usage, algorithm.
     pub fn get_public_key(&mut self, caller: &str, alias: &str) -> Result<Vec<u8>, HsmError> {
@@ -459,8 +494,8 @@ impl Hsm {
                 store,
                 ctx,
                 alias,
-                &[KeyUsage::S0],
-                modes::VERIFY_SIGNATURE,
+                &[KeyUsage::S0, KeyUsage::D1],
+                modes::PUBLIC_KEY,
                 "public key export",
             )?;
             Ok(crate::keystore::public_key(meta.header.algorithm, &key)?)

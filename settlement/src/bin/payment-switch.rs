@@ -7,7 +7,8 @@
 //!
 //! The keys the routing table names (banks' MAC keys M3, issuer master keys E0, the terminals'
 //! MAC key, partners' SM2 keys S0) must already be in the HSM's data directory (the `hsm`
-//! binary's key ceremony). Stops on Ctrl-C / SIGTERM.
+//! binary's key ceremony); the SM2 key pair terminals seal the PAN to (`--pan-key`, usage D1)
+//! is generated inside the HSM at the first start. Stops on Ctrl-C / SIGTERM.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use hsm::keystore::{Exportability, KeyAlgorithm, KeyHeader, KeyUsage, ModeOfUse};
 use settlement::payments::qr::{QrOptions, QrPartner};
 use settlement::payments::risk::TerminalMap;
 use settlement::payments::{RoutingTable, Switch, SwitchOptions};
@@ -62,6 +64,10 @@ struct Cli {
     /// Longest QR token life, ms.
     #[arg(long, default_value_t = 120_000)]
     qr_lifetime_ms_max: i64,
+    /// HSM alias of the SM2 key pair (usage D1) terminals seal the PAN to; created inside the
+    /// HSM (non-exportable) at the first start when absent.
+    #[arg(long, default_value = "payment-switch-pan")]
+    pan_key: String,
     /// Reversal forwarder period, ms.
     #[arg(long, default_value_t = 1_000)]
     forward_interval_ms: u64,
@@ -85,7 +91,23 @@ async fn main() -> Result<()> {
         None => hsm::lmk::Lmk::from_env(),
     }
     .context("loading the LMK")?;
-    let hsm = hsm::ops::Hsm::open(&cli.hsm_dir, lmk).context("opening the HSM")?;
+    let mut hsm = hsm::ops::Hsm::open(&cli.hsm_dir, lmk).context("opening the HSM")?;
+    if hsm.store().get(&cli.pan_key).is_err() {
+        let meta = hsm
+            .create_key(
+                "payment-switch",
+                KeyHeader {
+                    alias: cli.pan_key.clone(),
+                    algorithm: KeyAlgorithm::Sm2,
+                    usage: KeyUsage::D1,
+                    mode: ModeOfUse::D,
+                    version: *b"00",
+                    exportability: Exportability::NonExportable,
+                },
+            )
+            .context("creating the PAN sealing key in the HSM")?;
+        tracing::info!(alias = %cli.pan_key, kcv = %meta.kcv_hex(), "PAN sealing key created (SM2, D1)");
+    }
     let ledger = Ledger::open_url(&cli.db, LedgerOptions::default())
         .await
         .context("opening the ledger")?;
@@ -112,6 +134,7 @@ async fn main() -> Result<()> {
             partners,
             lifetime_ms_max: cli.qr_lifetime_ms_max,
         },
+        pan_key: Some(cli.pan_key.clone()),
     };
     let banks: Vec<String> = routing.banks.iter().map(|b| b.code.clone()).collect();
     let switch = Switch::open(routing, options, ledger, Arc::new(Mutex::new(hsm)))

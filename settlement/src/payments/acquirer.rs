@@ -79,7 +79,7 @@ pub async fn handle(
                 return Ok(None);
             };
             let mut reply = Message::new(mti).with(39, codes::FORMAT_ERROR.as_bytes().to_vec());
-            return Ok(Some(switch.mac_and_pack_with(mac_key, &mut reply)?));
+            return Ok(Some(switch.mac_and_pack_with(mac_key, &mut reply).await?));
         }
     };
     let Some(response_mti) = request.mti.response() else {
@@ -91,13 +91,13 @@ pub async fn handle(
             reply.set(n, v.to_vec());
         }
     }
-    if !switch.mac_ok_with(mac_key, body, &request) {
+    if !switch.mac_ok_with(mac_key, body, &request).await {
         tracing::warn!(
             terminal = request.text(41).unwrap_or("-"),
             "terminal MAC does not verify: A0"
         );
         reply.set(39, codes::MAC_FAILED.as_bytes().to_vec());
-        return Ok(Some(switch.mac_and_pack_with(mac_key, &mut reply)?));
+        return Ok(Some(switch.mac_and_pack_with(mac_key, &mut reply).await?));
     }
     let code = match request.mti {
         Mti::NETWORK_REQUEST => codes::APPROVED.to_owned(),
@@ -132,7 +132,7 @@ pub async fn handle(
         _ => codes::INVALID_TRANSACTION.to_owned(),
     };
     reply.set(39, code.into_bytes());
-    Ok(Some(switch.mac_and_pack_with(mac_key, &mut reply)?))
+    Ok(Some(switch.mac_and_pack_with(mac_key, &mut reply).await?))
 }
 
 /// The response MTI of a message whose first 2 bytes are a BCD request MTI.

@@ -5,7 +5,6 @@
 //! PAN is not sent (the switch never stores it) — the issuer finds the card from field 90.
 
 use super::clock::Moment;
-use super::exchange::Answer;
 use super::store::{self, TxnRow};
 use super::switch::{Direction, PaymentOutcome, Switch};
 use super::{PaymentError, codes};
@@ -81,6 +80,34 @@ impl Switch {
         let Some(bank) = self.inner.routing.bank(&original.bank_code) else {
             return Ok(refused(codes::NO_SUCH_ISSUER));
         };
+        // A void and a terminal's reversal of the same purchase are exclusive: the void claims
+        // the purchase (pay_undo_claims) before anything leaves; if a reversal (or another
+        // void) claimed it first, this void is refused like any void of a purchase that is no
+        // longer approved (25), and nothing is sent or posted.
+        if void && !store::claim_undo(db, &original.txn_id, "void", now.unix_ms).await? {
+            tracing::warn!(terminal = %req.terminal_id, rrn = %req.original_rrn, "void refused: the purchase is already being reversed or voided");
+            return Ok(refused(codes::NO_ORIGINAL));
+        }
+        let result = self.adjust_send(req, void, &original, bank, &now).await;
+        if void {
+            if matches!(&result, Ok(o) if o.response_code == codes::APPROVED) {
+                store::mark_voided(db, &original.txn_id).await?;
+            } else {
+                store::release_void_claim(db, &original.txn_id).await?;
+            }
+        }
+        result
+    }
+
+    /// Sends the refund or void of `original` and records the answer.
+    async fn adjust_send(
+        &self,
+        req: &AdjustRequest,
+        void: bool,
+        original: &TxnRow,
+        bank: &super::routing::Bank,
+        now: &Moment,
+    ) -> Result<PaymentOutcome, PaymentError> {
         let stan = self.next_stan();
         let rrn = format!("{}{:02}{}", now.local_date(), now.hour, stan);
         let processing: &[u8; 6] = if void { b"020000" } else { b"200000" };
@@ -123,17 +150,11 @@ impl Switch {
         };
         let answer = self.send_with_reversal(bank, &txn, &mut request).await?;
         let direction = if void {
-            Direction::Void(original_posting(&original))
+            Direction::Void(original_posting(original))
         } else {
             Direction::Refund
         };
-        let approved =
-            matches!(&answer, Answer::Response(r) if r.text(39) == Some(codes::APPROVED));
-        let outcome = self.settle_answer(bank, &txn, answer, direction).await?;
-        if void && approved && outcome.response_code == codes::APPROVED {
-            store::mark_voided(db, &original.txn_id).await?;
-        }
-        Ok(outcome)
+        self.settle_answer(bank, &txn, answer, direction).await
     }
 }
 

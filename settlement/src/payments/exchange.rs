@@ -87,13 +87,13 @@ impl Switch {
         {
             return Ok(None);
         }
-        let packed = self.mac_and_pack(bank, request)?;
+        let packed = self.mac_and_pack(bank, request).await?;
         let Some(link) = self.inner.links.get(&bank.code) else {
             return Ok(Some(Answer::Silence));
         };
         match link.exchange(request, &packed).await {
             Ok((raw, response)) => {
-                if !self.mac_ok(bank, &raw, &response) || response.text(39).is_none() {
+                if !self.mac_ok(bank, &raw, &response).await || response.text(39).is_none() {
                     tracing::error!(bank = %bank.code, stan = %txn.stan, "issuer response with a bad MAC: reversing");
                     Ok(Some(Answer::BadMac))
                 } else {
@@ -191,6 +191,12 @@ impl Switch {
             outcome.response_code = codes::INVALID_AMOUNT.to_owned();
             return Ok(outcome);
         };
+        if approved != txn.amount_fen {
+            // A partial approval: whatever later undoes this transaction (a terminal's
+            // reversal re-arms this 0400) must reverse what the issuer approved, not what was
+            // asked. Field 4 of the stored 0400 becomes the approved amount.
+            self.reverse_only(txn, approved).await?;
+        }
         let clearing = self.account(AccountKind::Clearing, &bank.code).await?;
         let merchant = self
             .account(AccountKind::InstitutionReceivable, &txn.merchant_id)
@@ -236,6 +242,24 @@ impl Switch {
         }
     }
 
+    /// Sets field 4 of the stored 0400 of `txn` to `amount_fen`.
+    async fn reverse_only(&self, txn: &TxnRow, amount_fen: i64) -> Result<(), PaymentError> {
+        let db = self.inner.ledger.store();
+        let Some(stored) = store::reversal_message(db, &txn.txn_id).await? else {
+            return Ok(());
+        };
+        let message = hex::decode(&stored)
+            .ok()
+            .and_then(|b| iso8583::unpack(&b).ok());
+        let Some(mut message) = message else {
+            tracing::error!(txn = %txn.txn_id, "stored reversal does not unpack");
+            return Ok(());
+        };
+        message.set(4, format!("{amount_fen:012}").into_bytes());
+        let packed = hex::encode_upper(iso8583::pack(&message)?);
+        store::set_reversal_message(db, &txn.txn_id, &packed).await
+    }
+
     /// One forwarder pass: sends every PENDING reversal once; a MAC-verified 0410 marks it
     /// ACKNOWLEDGED, anything else leaves it PENDING (attempts counted). Returns how many were
     /// acknowledged.
@@ -257,11 +281,11 @@ impl Switch {
                 tracing::error!(txn = %pending.txn_id, "stored reversal does not unpack");
                 continue;
             };
-            let packed = self.mac_and_pack(bank, &mut message)?;
+            let packed = self.mac_and_pack(bank, &mut message).await?;
             let ok = match self.inner.links.get(&bank.code) {
                 Some(link) => match link.exchange(&message, &packed).await {
                     Ok((raw, response)) => {
-                        self.mac_ok(bank, &raw, &response) && response.text(39).is_some()
+                        self.mac_ok(bank, &raw, &response).await && response.text(39).is_some()
                     }
                     Err(_) => false,
                 },
@@ -305,13 +329,14 @@ impl Switch {
             .with(11, self.next_stan().into_bytes())
             .with(32, bank.acquirer_id.clone().into_bytes())
             .with(70, function.as_bytes().to_vec());
-        let packed = self.mac_and_pack(bank, &mut request)?;
+        let packed = self.mac_and_pack(bank, &mut request).await?;
         let Some(link) = self.inner.links.get(code) else {
             return Ok(false);
         };
         Ok(match link.exchange(&request, &packed).await {
             Ok((raw, response)) => {
-                self.mac_ok(bank, &raw, &response) && response.text(39) == Some(codes::APPROVED)
+                self.mac_ok(bank, &raw, &response).await
+                    && response.text(39) == Some(codes::APPROVED)
             }
             Err(_) => false,
         })

@@ -4,7 +4,8 @@
 //! (30), signature by the `hsm` (63), amount equal to the terminal's (13), not expired and not
 //! longer-lived than allowed (54), never used before (94, single use: the token id is written
 //! before routing), then routes the sale like a card purchase (field 22 = `031`, no field 55:
-//! the partner's signature stands in for the card cryptogram).
+//! the partner's signature stands in for the card cryptogram). Served to terminals as
+//! `POST /payments/v1/qr` ([`super::api`]); the token text is never logged (it names the card).
 //!
 //! Token text (our format; ASCII, `|`-separated, at most [`TOKEN_LEN_MAX`] bytes):
 //! `SSCQR1|<partner>|<token id, 32 hex>|<PAN>|<amount fen>|<issued ms>|<expires ms>|<SM2 r‖s,
@@ -102,20 +103,29 @@ impl Switch {
             tracing::warn!(terminal = %req.terminal_id, code, why, "QR token refused");
             Ok(PaymentOutcome::refused(code))
         };
+        if req.terminal_id.len() != 8
+            || !req.terminal_id.is_ascii()
+            || req.merchant_id.len() != 15
+            || !req.merchant_id.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return refuse(codes::FORMAT_ERROR, "terminal or merchant id malformed");
+        }
+        if req.amount_fen <= 0 || req.amount_fen > 999_999_999_999 {
+            return refuse(codes::INVALID_AMOUNT, "amount out of range");
+        }
         let Some(token) = parse(&req.token) else {
             return refuse(codes::FORMAT_ERROR, "malformed token");
         };
         let Some(partner) = self.inner.options.qr.partners.get(token.partner) else {
             return refuse(codes::FORMAT_ERROR, "unknown partner");
         };
-        let caller = self.inner.options.hsm_caller.clone();
-        let verified = self.hsm().verify_signature(
-            &caller,
-            &partner.key_alias,
-            token.signed.as_bytes(),
-            &token.signature,
-            &partner.sm2_id,
-        );
+        let (alias, sm2_id) = (partner.key_alias.clone(), partner.sm2_id.clone());
+        let (signed, signature) = (token.signed.as_bytes().to_vec(), token.signature.clone());
+        let verified = self
+            .hsm_run(move |hsm, caller| {
+                hsm.verify_signature(caller, &alias, &signed, &signature, &sm2_id)
+            })
+            .await?;
         match verified {
             Ok(()) => {}
             Err(HsmError::VerificationFailed) => {

@@ -216,6 +216,62 @@ pub(crate) async fn set_outcome(
     Ok(())
 }
 
+/// Claims the approved purchase `txn_id` for `by` (`void` or `reversal`) in `pay_undo_claims`
+/// (migrations/*/0103_payments_undo_claims.sql): the one place where a void and a terminal's
+/// reversal of the same purchase race, so exactly one of them can win. Returns whether this
+/// call claimed it.
+///
+/// Errors: [`PaymentError::Store`].
+pub(crate) async fn claim_undo(
+    store: &Store,
+    txn_id: &str,
+    by: &str,
+    now_ms: i64,
+) -> Result<bool, PaymentError> {
+    let sql = "INSERT INTO pay_undo_claims (txn_id, claimed_by, created_at_ms) \
+               VALUES ($1, $2, $3) ON CONFLICT (txn_id) DO NOTHING";
+    Ok(dispatch!(store, pool => {
+        sqlx::query(sql)
+            .bind(txn_id)
+            .bind(by)
+            .bind(now_ms)
+            .execute(pool)
+            .await?
+            .rows_affected()
+            == 1
+    }))
+}
+
+/// Who claimed the purchase `txn_id` (`void` or `reversal`), if anyone.
+///
+/// Errors: [`PaymentError::Store`].
+pub(crate) async fn undo_claim(
+    store: &Store,
+    txn_id: &str,
+) -> Result<Option<String>, PaymentError> {
+    let sql = "SELECT claimed_by FROM pay_undo_claims WHERE txn_id = $1";
+    Ok(dispatch!(store, pool => {
+        match sqlx::query(sql).bind(txn_id).fetch_optional(pool).await? {
+            Some(r) => Some(r.try_get::<String, _>("claimed_by")?),
+            None => None,
+        }
+    }))
+}
+
+/// Gives back a void's claim on `txn_id` (the issuer did not approve the void: the purchase
+/// stands).
+///
+/// Errors: [`PaymentError::Store`].
+pub(crate) async fn release_void_claim(store: &Store, txn_id: &str) -> Result<(), PaymentError> {
+    dispatch!(store, pool => {
+        sqlx::query("DELETE FROM pay_undo_claims WHERE txn_id = $1 AND claimed_by = 'void'")
+            .bind(txn_id)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
 /// Marks a transaction voided (its same-day void was approved).
 ///
 /// Errors: [`PaymentError::Store`].
@@ -229,15 +285,61 @@ pub(crate) async fn mark_voided(store: &Store, txn_id: &str) -> Result<(), Payme
     Ok(())
 }
 
+/// The stored (unMACed) 0400 of `txn_id`, hex.
+///
+/// Errors: [`PaymentError::Store`].
+pub(crate) async fn reversal_message(
+    store: &Store,
+    txn_id: &str,
+) -> Result<Option<String>, PaymentError> {
+    let sql = "SELECT message_hex FROM pay_reversals WHERE txn_id = $1";
+    Ok(dispatch!(store, pool => {
+        match sqlx::query(sql).bind(txn_id).fetch_optional(pool).await? {
+            Some(r) => Some(r.try_get::<String, _>("message_hex")?),
+            None => None,
+        }
+    }))
+}
+
+/// Replaces the stored (unsent, unMACed) 0400 of `txn_id`, e.g. with field 4 set to the
+/// amount a partial approval approved.
+///
+/// Errors: [`PaymentError::Store`].
+pub(crate) async fn set_reversal_message(
+    store: &Store,
+    txn_id: &str,
+    message_hex: &str,
+) -> Result<(), PaymentError> {
+    dispatch!(store, pool => {
+        sqlx::query("UPDATE pay_reversals SET message_hex = $1 WHERE txn_id = $2")
+            .bind(message_hex)
+            .bind(txn_id)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
 /// At start-up: every ARMED reversal (its request's outcome was never recorded because the
-/// process stopped) becomes PENDING. Returns how many.
+/// process stopped) becomes PENDING; a purchase whose void was recorded approved is marked
+/// voided, and a void's claim on a purchase that is still approved is given back (that void's
+/// own 0400, now pending, undoes it at the issuer). Returns how many reversals were recovered.
 ///
 /// Errors: [`PaymentError::Store`].
 pub(crate) async fn recover_armed(store: &Store, now_ms: i64) -> Result<u64, PaymentError> {
     let sql =
         "UPDATE pay_reversals SET state = 'pending', updated_at_ms = $1 WHERE state = 'armed'";
+    let voided = "UPDATE pay_txns SET status = 'voided' WHERE status = 'approved' \
+                  AND kind = 'purchase' AND EXISTS (SELECT 1 FROM pay_txns v \
+                  WHERE v.original_txn_id = pay_txns.txn_id AND v.kind = 'void' \
+                  AND v.status = 'approved')";
+    let released = "DELETE FROM pay_undo_claims WHERE claimed_by = 'void' AND txn_id IN \
+                    (SELECT txn_id FROM pay_txns WHERE status = 'approved')";
     Ok(dispatch!(store, pool => {
-        sqlx::query(sql).bind(now_ms).execute(pool).await?.rows_affected()
+        let n = sqlx::query(sql).bind(now_ms).execute(pool).await?.rows_affected();
+        sqlx::query(voided).execute(pool).await?;
+        sqlx::query(released).execute(pool).await?;
+        n
     }))
 }
 
@@ -329,6 +431,23 @@ pub(crate) async fn txns_of_day(
             .iter()
             .map(|r| txn_of!(r))
             .collect::<Result<Vec<_>, _>>()?
+    }))
+}
+
+/// The transaction `txn_id`, whatever its day.
+///
+/// Errors: [`PaymentError::Store`].
+pub(crate) async fn txn_by_id(store: &Store, txn_id: &str) -> Result<Option<TxnRow>, PaymentError> {
+    let sql = concat!(
+        "SELECT ",
+        txn_columns!(),
+        " FROM pay_txns WHERE txn_id = $1"
+    );
+    Ok(dispatch!(store, pool => {
+        match sqlx::query(sql).bind(txn_id).fetch_optional(pool).await? {
+            Some(r) => Some(txn_of!(&r)?),
+            None => None,
+        }
     }))
 }
 

@@ -47,6 +47,10 @@ pub struct SwitchOptions {
     pub terminals: TerminalMap,
     /// QR token partners and lifetime.
     pub qr: QrOptions,
+    /// HSM alias of the switch's SM2 encryption key pair (usage `D1`) to which terminals seal
+    /// the PAN ([`Switch::pan_public_key`], [`Switch::unseal_pan`]); `None`: the JSON API takes
+    /// no card purchases (a PAN never crosses it in clear).
+    pub pan_key: Option<String>,
 }
 
 /// A purchase as a terminal sends it.
@@ -246,30 +250,79 @@ impl Switch {
         lock(&self.inner.hsm)
     }
 
+    /// The public half of the PAN sealing key (65 bytes, `04‖X‖Y`, SM2), for terminals; `None`
+    /// when no key is configured.
+    ///
+    /// Errors: [`PaymentError::Hsm`] (the alias is not a `D1` SM2 key pair in the HSM).
+    pub fn pan_public_key(&self) -> Result<Option<Vec<u8>>, PaymentError> {
+        let Some(alias) = &self.inner.options.pan_key else {
+            return Ok(None);
+        };
+        self.hsm()
+            .get_public_key(&self.inner.options.hsm_caller, alias)
+            .map(Some)
+            .map_err(|e| PaymentError::Hsm(e.code().to_owned()))
+    }
+
+    /// Opens a PAN sealed by a terminal: SM2 ciphertext (`C1‖C3‖C2`, GB/T 32918.4-2016) of the
+    /// PAN's ASCII digits to [`Switch::pan_public_key`], decrypted by the HSM. `Ok(None)` when
+    /// the seal does not open (altered, made for another key, no key configured) or what it
+    /// holds is not a PAN (Luhn); the plaintext never reaches a log.
+    ///
+    /// Errors: [`PaymentError::Hsm`] for an HSM fault other than a failed decryption.
+    pub fn unseal_pan(&self, sealed: &[u8]) -> Result<Option<Pan>, PaymentError> {
+        let Some(alias) = &self.inner.options.pan_key else {
+            return Ok(None);
+        };
+        match self
+            .hsm()
+            .decrypt_asymmetric(&self.inner.options.hsm_caller, alias, sealed)
+        {
+            Ok(plain) => Ok(std::str::from_utf8(&plain).ok().and_then(Pan::new)),
+            Err(HsmError::VerificationFailed) => Ok(None),
+            Err(e) => Err(PaymentError::Hsm(e.code().to_owned())),
+        }
+    }
+
+    /// Runs `f` on the HSM off the async workers: every HSM operation appends (and syncs) its
+    /// audit line before answering, so it blocks for a disk flush; on a blocking thread it
+    /// holds the HSM, not a runtime worker that other requests' I/O needs.
+    ///
+    /// Errors: [`PaymentError::Hsm`] when the blocking task could not run.
+    pub(super) async fn hsm_run<T, F>(&self, f: F) -> Result<T, PaymentError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Hsm, &str) -> T + Send + 'static,
+    {
+        let hsm = Arc::clone(&self.inner.hsm);
+        let caller = self.inner.options.hsm_caller.clone();
+        tokio::task::spawn_blocking(move || f(&mut lock(&hsm), &caller))
+            .await
+            .map_err(|_| PaymentError::Hsm(String::from("HSM task failed")))
+    }
+
     /// Adds the MAC (field 64 or 128) computed by the HSM and packs.
-    pub(super) fn mac_and_pack(
+    pub(super) async fn mac_and_pack(
         &self,
         bank: &Bank,
         message: &mut Message,
     ) -> Result<Vec<u8>, PaymentError> {
-        self.mac_and_pack_with(&bank.mac_key, message)
+        self.mac_and_pack_with(&bank.mac_key, message).await
     }
 
     /// Adds the MAC under the key `alias` and packs.
-    pub(super) fn mac_and_pack_with(
+    pub(super) async fn mac_and_pack_with(
         &self,
         alias: &str,
         message: &mut Message,
     ) -> Result<Vec<u8>, PaymentError> {
         let input = iso8583::mac_input(message)?;
+        let alias = alias.to_owned();
         let (mac, _) = self
-            .hsm()
-            .generate_mac(
-                &self.inner.options.hsm_caller,
-                alias,
-                &input,
-                hsm::mac::Padding::Method1,
-            )
+            .hsm_run(move |hsm, caller| {
+                hsm.generate_mac(caller, &alias, &input, hsm::mac::Padding::Method1)
+            })
+            .await?
             .map_err(|e| PaymentError::Hsm(e.code().to_owned()))?;
         let field = iso8583::mac_field(message);
         message.set(
@@ -280,24 +333,22 @@ impl Switch {
     }
 
     /// Whether a received packed message carries a good MAC under the bank's key.
-    pub(super) fn mac_ok(&self, bank: &Bank, packed: &[u8], message: &Message) -> bool {
-        self.mac_ok_with(&bank.mac_key, packed, message)
+    pub(super) async fn mac_ok(&self, bank: &Bank, packed: &[u8], message: &Message) -> bool {
+        self.mac_ok_with(&bank.mac_key, packed, message).await
     }
 
     /// Whether a received packed message carries a good MAC under the key `alias`.
-    pub(super) fn mac_ok_with(&self, alias: &str, packed: &[u8], message: &Message) -> bool {
+    pub(super) async fn mac_ok_with(&self, alias: &str, packed: &[u8], message: &Message) -> bool {
         let Ok((covered, mac)) = iso8583::split_mac(packed, message) else {
             return false;
         };
-        self.hsm()
-            .verify_mac(
-                &self.inner.options.hsm_caller,
-                alias,
-                covered,
-                mac,
-                hsm::mac::Padding::Method1,
-            )
-            .is_ok()
+        let (covered, mac, alias) = (covered.to_vec(), mac.to_vec(), alias.to_owned());
+        self.hsm_run(move |hsm, caller| {
+            hsm.verify_mac(caller, &alias, &covered, &mac, hsm::mac::Padding::Method1)
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// The ledger account of a bank's clearing or a merchant's receivable (created once).
@@ -441,10 +492,10 @@ impl Switch {
             arpc,
             arpc_with_card_master_key: false,
         };
-        let caller = self.inner.options.hsm_caller.clone();
+        let first = arqc_req(None);
         match self
-            .hsm()
-            .verify_auth_request_cryptogram(&caller, &arqc_req(None))
+            .hsm_run(move |hsm, caller| hsm.verify_auth_request_cryptogram(caller, &first))
+            .await?
         {
             Ok(_) => {}
             Err(HsmError::VerificationFailed) => {
@@ -470,10 +521,11 @@ impl Switch {
             c if c == codes::ISSUER_INOPERATIVE || c == codes::MAC_FAILED => None,
             c => {
                 let arc: [u8; 2] = c.as_bytes().try_into().unwrap_or(*b"05");
-                match self.hsm().verify_auth_request_cryptogram(
-                    &caller,
-                    &arqc_req(Some(ArpcRequest::Method1 { arc })),
-                ) {
+                let second = arqc_req(Some(ArpcRequest::Method1 { arc }));
+                match self
+                    .hsm_run(move |hsm, caller| hsm.verify_auth_request_cryptogram(caller, &second))
+                    .await?
+                {
                     Ok(Some(a)) => a.as_slice().try_into().ok(),
                     _ => None,
                 }

@@ -12,7 +12,15 @@
 //!   `00`, nothing more;
 //! - never arrived → the id is recorded as void in the same table (primary key), so a late
 //!   purchase carrying it is refused with `94`; answer `00`;
-//! - still in flight toward the issuer (reversal ARMED) → `91`: the terminal retries later.
+//! - still in flight toward the issuer (reversal ARMED), or its void is with the issuer → `91`:
+//!   the terminal retries later.
+//!
+//! A void and a terminal's reversal of one purchase are exclusive: each first claims the
+//! purchase in `pay_undo_claims` (migrations/*/0103_payments_undo_claims.sql, one row per
+//! purchase), so only one can take it; a void that loses is refused `25` and sends nothing, a
+//! reversal that finds the purchase voided answers `00` (nothing left to undo), one that finds
+//! a void still with the issuer `91`. The money is reversed once, in the ledger and at the
+//! issuer.
 //!
 //! Source of the practice: anchors-switch.md §6(d) (a timeout is resolved by reversal, store and
 //! forward until acknowledged).
@@ -86,25 +94,6 @@ async fn claim_of(db: &Store, req: &TerminalReversal) -> Result<Option<Claim>, P
     }))
 }
 
-/// The transaction `txn_id`.
-async fn txn_by_id(db: &Store, txn_id: &str) -> Result<Option<TxnRow>, PaymentError> {
-    // Today's and earlier days' rows alike: look the business date up first.
-    let sql = "SELECT business_date FROM pay_txns WHERE txn_id = $1";
-    let date: Option<String> = dispatch!(db, pool => {
-        match sqlx::query(sql).bind(txn_id).fetch_optional(pool).await? {
-            Some(r) => Some(r.try_get::<String, _>("business_date")?),
-            None => None,
-        }
-    });
-    let Some(date) = date else {
-        return Ok(None);
-    };
-    Ok(store::txns_of_day(db, &date)
-        .await?
-        .into_iter()
-        .find(|t| t.txn_id == txn_id))
-}
-
 /// Marks an approved purchase reversed at the terminal's request: status `timed_out` and its
 /// cancelled 0400 back to PENDING, in one database transaction (both updates conditional, so a
 /// repeat changes nothing).
@@ -171,11 +160,22 @@ impl Switch {
         let Some(txn_id) = txn_id else {
             return code(codes::APPROVED);
         };
-        let Some(txn) = txn_by_id(db, &txn_id).await? else {
+        let Some(txn) = store::txn_by_id(db, &txn_id).await? else {
             return code(codes::SYSTEM_MALFUNCTION);
         };
         match txn.status.as_str() {
-            "approved" => {}
+            "approved" => {
+                // Claimed here, so a void of the same purchase is now refused; a claim of our own
+                // (an earlier attempt stopped half-way) is finished.
+                if !store::claim_undo(db, &txn_id, "reversal", now_ms).await? {
+                    match store::undo_claim(db, &txn_id).await?.as_deref() {
+                        Some("reversal") => {}
+                        // Its void is with the issuer: the outcome decides whether anything is
+                        // left to undo.
+                        _ => return code(codes::ISSUER_INOPERATIVE),
+                    }
+                }
+            }
             "sent" => {
                 // Outcome not recorded yet: in flight if the 0400 is still ARMED; otherwise the
                 // switch recovered it after a restart and is already reversing.

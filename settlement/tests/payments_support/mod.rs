@@ -146,7 +146,22 @@ pub fn hsm() -> (tempfile::TempDir, hsm::ops::Hsm) {
         )
         .unwrap();
     }
+    hsm.create_key(
+        "test",
+        header(PAN_KEY, KeyAlgorithm::Sm2, KeyUsage::D1, ModeOfUse::D),
+    )
+    .unwrap();
     (dir, hsm)
+}
+
+/// HSM alias of the switch's PAN sealing key (SM2, D1), made by [`hsm`].
+pub const PAN_KEY: &str = "switch-pan";
+
+/// `pan` sealed as a terminal does for `POST /payments/v1/purchase`: SM2 encryption of its ASCII
+/// digits to `public` (hsm::sm::sm2_encrypt, GB/T 32918.4), hex.
+pub fn seal_pan(public: &[u8], pan: &str) -> String {
+    let public: [u8; 65] = public.try_into().unwrap();
+    hex::encode_upper(hsm::sm::sm2_encrypt(&public, pan.as_bytes()).unwrap())
 }
 
 /// A fixture card's PBOC application as the tests play it (fixtures/cards/*.toml `[pboc]`).
@@ -309,6 +324,7 @@ pub async fn switch(
             .collect(),
             lifetime_ms_max: 120_000,
         },
+        pan_key: Some(PAN_KEY.to_owned()),
     };
     Switch::open(routing, options, ledger, hsm).await.unwrap()
 }
