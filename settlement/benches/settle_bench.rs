@@ -10,7 +10,9 @@
 //! PostgreSQL at `LEDGER_TEST_PG_URL` (default postgres://postgres@127.0.0.1:5432/test), in a
 //! schema of its own, dropped at the end. Prints settlements/s and p50/p99/p999 of the
 //! 2204+2207 pair and of 2207 alone (client-side, closed loop: coordinated omission understates
-//! the tail). Client and server share the machine's cores.
+//! the tail). Client and server share the machine's cores; the clients run on one thread of their
+//! own (a current-thread runtime), so the load generator takes at most one core's share. The load
+//! average is printed before the clients start and after the timed phase.
 #![allow(
     clippy::print_stdout,
     clippy::unwrap_used,
@@ -183,7 +185,7 @@ async fn run(db: &str, args: &Args) {
     );
     let clients = args.clients.max(1);
     println!(
-        "[{db}] load average before the timed phase (1/5/15 min): {}",
+        "[{db}] load average before the clients start (1/5/15 min): {}",
         load_average()
     );
     // The simulated HIS clients run on ONE thread of their own (a current-thread runtime), so the
