@@ -10,7 +10,9 @@
 //! PostgreSQL at `LEDGER_TEST_PG_URL` (default postgres://postgres@127.0.0.1:5432/test), in a
 //! schema of its own, dropped at the end. Prints settlements/s and p50/p99/p999 of the
 //! 2204+2207 pair and of 2207 alone (client-side, closed loop: coordinated omission understates
-//! the tail). Client and server share the machine's cores.
+//! the tail). Client and server share the machine's cores; the clients run on one thread of their
+//! own (a current-thread runtime), so the load generator takes at most one core's share. The load
+//! average is printed before the clients start and after the timed phase.
 #![allow(
     clippy::print_stdout,
     clippy::unwrap_used,
@@ -167,12 +169,6 @@ async fn run(db: &str, args: &Args) {
         listener.local_addr().unwrap()
     );
     let server = tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.clients)
-        .build()
-        .unwrap();
-
-    // Setup (untimed): register one visit per settlement, each for another person.
     let count = args.settlements.min(persons.len());
     let people: Arc<Vec<(String, String, String)>> = Arc::new(
         persons
@@ -188,6 +184,75 @@ async fn run(db: &str, args: &Args) {
             .collect(),
     );
     let clients = args.clients.max(1);
+    println!(
+        "[{db}] load average before the clients start (1/5/15 min): {}",
+        load_average()
+    );
+    // The simulated HIS clients run on ONE thread of their own (a current-thread runtime), so the
+    // load generator takes at most one core's share and the server's runtime keeps its workers.
+    let (mut pair, mut settle, elapsed) = tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(drive(url, people, clients))
+    })
+    .await
+    .unwrap();
+    pair.sort();
+    settle.sort();
+    println!(
+        "[{db}] load average after the timed phase (1/5/15 min): {}",
+        load_average()
+    );
+    println!(
+        "[{db}] {} settlements (2204+2207) by {clients} clients in {elapsed:.2} s: {:.0} settlements/s",
+        pair.len(),
+        pair.len() as f64 / elapsed
+    );
+    println!(
+        "[{db}] 2204+2207 latency ms: p50 {:.2} p99 {:.2} p999 {:.2} max {:.2}",
+        percentile(&pair, 500),
+        percentile(&pair, 990),
+        percentile(&pair, 999),
+        percentile(&pair, 1_000)
+    );
+    println!(
+        "[{db}] 2207 alone latency ms: p50 {:.2} p99 {:.2} p999 {:.2} max {:.2}",
+        percentile(&settle, 500),
+        percentile(&settle, 990),
+        percentile(&settle, 999),
+        percentile(&settle, 1_000)
+    );
+    server.abort();
+    let report = ledger.verify().await.unwrap();
+    assert!(report.is_consistent(), "{:?}", report.problems);
+    drop(medical);
+    if let Ok(ledger) = Arc::try_unwrap(ledger) {
+        ledger.close().await;
+    }
+    if db != "sqlite" {
+        let mut admin = sqlx::PgConnection::connect(&pg_url()).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+}
+
+/// Runs the clients: registers the visits (untimed), then 2204 + 2207 per visit (timed).
+/// Returns the pair and 2207 latencies and the timed phase's seconds.
+async fn drive(
+    url: String,
+    people: Arc<Vec<(String, String, String)>>,
+    clients: usize,
+) -> (Vec<Duration>, Vec<Duration>, f64) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .unwrap();
+
+    // Setup (untimed): register one visit per settlement, each for another person.
     let mut tasks = Vec::new();
     for c in 0..clients {
         let (client, url, people) = (client.clone(), url.clone(), people.clone());
@@ -261,42 +326,19 @@ async fn run(db: &str, args: &Args) {
         pair.extend(p);
         settle.extend(s);
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    pair.sort();
-    settle.sort();
-    println!(
-        "[{db}] {} settlements (2204+2207) by {clients} clients in {elapsed:.2} s: {:.0} settlements/s",
-        pair.len(),
-        pair.len() as f64 / elapsed
-    );
-    println!(
-        "[{db}] 2204+2207 latency ms: p50 {:.2} p99 {:.2} p999 {:.2} max {:.2}",
-        percentile(&pair, 500),
-        percentile(&pair, 990),
-        percentile(&pair, 999),
-        percentile(&pair, 1_000)
-    );
-    println!(
-        "[{db}] 2207 alone latency ms: p50 {:.2} p99 {:.2} p999 {:.2} max {:.2}",
-        percentile(&settle, 500),
-        percentile(&settle, 990),
-        percentile(&settle, 999),
-        percentile(&settle, 1_000)
-    );
-    server.abort();
-    let report = ledger.verify().await.unwrap();
-    assert!(report.is_consistent(), "{:?}", report.problems);
-    drop(medical);
-    if let Ok(ledger) = Arc::try_unwrap(ledger) {
-        ledger.close().await;
-    }
-    if db != "sqlite" {
-        let mut admin = sqlx::PgConnection::connect(&pg_url()).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-    }
+    (pair, settle, started.elapsed().as_secs_f64())
+}
+
+/// `/proc/loadavg`'s three load averages (the machine is shared: say how busy it was).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".to_owned())
 }
 
 /// A msgid in the documented layout (institution 12 + yyyyMMddHHmmss + 4 digits), time-ordered:

@@ -127,6 +127,11 @@ pub enum LedgerError {
     /// A query limit was out of range.
     #[error("page limit must be 1..={0}")]
     PageLimit(u32),
+    /// The message (`msgid`) whose record rides with this write already has a stored outcome:
+    /// nothing of this write was stored. Decided inside the serialised write, so the caller reads
+    /// the stored outcome (`medical::Medical::prior`) and answers with it.
+    #[error("message already has a stored outcome")]
+    MessageRecorded,
 }
 
 /// Result alias of the ledger.

@@ -104,6 +104,61 @@ async fn resend_returns_first_outcome_and_reuse_is_refused() {
     }
 }
 
+/// The msgid is decided inside the serialised write (no look-up before the work): a msgid that
+/// already has an outcome, reused by a request that passes every check, is refused by the
+/// writer and writes nothing, for the money-free writer (2204) and the ledger's (2207).
+#[tokio::test]
+async fn msgid_taken_is_refused_inside_the_write_and_writes_nothing() {
+    for db in BOTH {
+        let h = Harness::new(db).await;
+        let first = visit_with_fee(&h, 10, 100).await;
+        h.ok(&env("2207", 12, settle_input(&first, "3000.00")))
+            .await;
+        let second = h
+            .ok(&env(
+                "2201",
+                30,
+                json!({"data": {"psn_no": PSN, "insutype": "310",
+                    "begntime": "2026-11-30 09:30:00"}}),
+            ))
+            .await["data"]["mdtrt_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // A valid 2204 for the second visit under the first visit's 2204 msgid (11).
+        let before = h.counts().await;
+        let fee = json!({"feedetail": [{"feedetl_sn": "1", "mdtrt_id": second,
+            "psn_no": PSN, "chrg_bchno": "B1", "med_list_codg": "XJ01CAA001A000000007919",
+            "det_item_fee_sumamt": "60.00", "cnt": 2, "pric": "30.00"}]});
+        h.refused(&env("2204", 11, fee.clone()), "E1006").await;
+        assert_eq!(
+            h.counts().await,
+            before,
+            "nothing written by the refused 2204"
+        );
+        h.ok(&env("2204", 31, fee)).await;
+        // A valid 2207 of the second visit under the first visit's registration msgid (10).
+        let before = h.counts().await;
+        h.refused(&env("2207", 10, settle_input(&second, "60.00")), "E1006")
+            .await;
+        assert_eq!(
+            h.counts().await,
+            before,
+            "nothing written by the refused 2207"
+        );
+        assert_eq!(
+            h.medical
+                .settlements_made_by(&msgid(FIX, 10))
+                .await
+                .unwrap(),
+            0
+        );
+        h.ok(&env("2207", 32, settle_input(&second, "60.00"))).await;
+        h.verify().await;
+        h.finish().await;
+    }
+}
+
 #[tokio::test]
 async fn cancellation_restores_accumulators_and_account() {
     for db in BOTH {

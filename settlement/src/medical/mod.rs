@@ -20,6 +20,18 @@
 //! Money-free messages (registration, fee upload, sign-in) write their rows and message record in
 //! one transaction through a second group-commit writer (`store::RowWriter`).
 //!
+//! # Where the msgid is decided
+//! On the hot path (2204/2301 fee upload, 2207/2304 settlement outside region nodes) the msgid is
+//! NOT looked up before the work: each writer reads, inside its batch transaction, which of the
+//! batch's msgids already have a record (`rows::taken_groups`, one statement per batch) and
+//! answers those `LedgerError::MessageRecorded`, writing nothing of them; the caller then
+//! answers with the stored outcome. A refusal decided before the write (duplicate fee line,
+//! visit already settled, ...) is likewise checked against a stored outcome before it is
+//! returned (`Medical::stored_answer_or`), because the state the first message left is what
+//! refuses its repeat. So a repeat still gets the first outcome, a reuse with another body is
+//! still refused, and a settlement costs no look-up round trip (limits.md: the database's
+//! statements per second, not its commits, were the ceiling). Other messages look first.
+//!
 //! # What is recorded
 //! The outcome of every message that was acted on is stored before the reply (success, and ledger
 //! refusals decided inside the write). Refusals decided before anything is written (malformed
@@ -39,6 +51,7 @@
 pub(crate) mod accounts;
 mod cache;
 pub(crate) mod ids;
+mod loads;
 mod locks;
 pub(crate) mod person;
 mod query;
@@ -66,6 +79,7 @@ pub use vault::{PersonVault, PersonVaultError, seal_persons};
 
 use accounts::AccountCache;
 use cache::StateCache;
+use loads::MoneyLoader;
 use locks::PersonLocks;
 use rows::{Row, Table, Value as Cell};
 use store::{RowWriter, StoredMessage};
@@ -86,6 +100,7 @@ pub struct RefData {
 pub struct Medical {
     ledger: Arc<Ledger>,
     rows: RowWriter,
+    loads: MoneyLoader,
     pub(crate) refdata: RefData,
     pub(crate) locks: PersonLocks,
     accounts: Arc<AccountCache>,
@@ -106,9 +121,11 @@ impl Medical {
     /// A core over `ledger` (shared with whoever else posts) and loaded reference data.
     pub fn new(ledger: Arc<Ledger>, refdata: RefData) -> Medical {
         let rows = RowWriter::spawn(ledger.store().clone(), ledger.write_gate());
+        let loads = MoneyLoader::spawn(ledger.store().clone());
         Medical {
             ledger,
             rows,
+            loads,
             refdata,
             locks: PersonLocks::default(),
             accounts: Arc::new(AccountCache::default()),
@@ -205,6 +222,19 @@ impl Medical {
             return Ok(Prior::New);
         };
         Ok(Prior::Answered(self.replay(env, stored).await))
+    }
+
+    /// The stored outcome of this msgid if it has one (a repeat gets the first outcome, even when
+    /// this attempt was refused: the state the first one left refuses it), else `error`.
+    pub(crate) async fn stored_answer_or(
+        &self,
+        env: &Envelope,
+        error: ApiError,
+    ) -> Result<Output, ApiError> {
+        match self.prior(env).await? {
+            Prior::Answered(answer) => answer,
+            Prior::New => Err(error),
+        }
     }
 
     async fn replay(&self, env: &Envelope, stored: StoredMessage) -> Result<Output, ApiError> {
@@ -316,6 +346,8 @@ pub(crate) fn ledger_error(error: LedgerError) -> ApiError {
     match error {
         LedgerError::Rejected(rejection) => rejection_error(rejection),
         LedgerError::IdempotencyConflict(_) => ApiError::MsgidReused,
+        // The caller answers with the stored outcome (`stored_answer_or`); this is the fallback.
+        LedgerError::MessageRecorded => ApiError::MsgidReused,
         other => internal(other),
     }
 }

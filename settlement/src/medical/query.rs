@@ -82,6 +82,30 @@ impl Medical {
         Ok(sums)
     }
 
+    /// A person's accumulators of `year` by name and a personal account's credit balance (fen):
+    /// from the cache when it has both, else from one coalesced load (`loads`), then cached.
+    pub(crate) async fn money_state(
+        &self,
+        psn_no: &str,
+        year: i64,
+        account: crate::AccountId,
+    ) -> Result<(std::collections::BTreeMap<String, i64>, i64), ApiError> {
+        if let (Some(sums), Some(balance)) = (
+            self.cache.accumulators(psn_no, year),
+            self.cache.balance(account),
+        ) {
+            return Ok((sums, balance));
+        }
+        let (sums, balance) = self
+            .loads
+            .load(psn_no, year, account)
+            .await
+            .map_err(internal)?;
+        self.cache.put_accumulators(psn_no, year, sums.clone());
+        self.cache.put_balance(account, balance);
+        Ok((sums, balance))
+    }
+
     /// A personal account's balance, fen (cache, else the ledger).
     pub(crate) async fn acct_balance_fen(
         &self,

@@ -231,6 +231,69 @@ pub(crate) struct Attachment {
     pub if_posted: Vec<Row>,
 }
 
+impl Row {
+    /// The msgid of an `nhsa_messages` row (its first column), `None` for other tables.
+    pub(crate) fn message_id(&self) -> Option<&str> {
+        match (self.table, self.values.first()) {
+            (Table::Messages, Some(Value::Text(msgid))) => Some(msgid.as_str()),
+            _ => None,
+        }
+    }
+}
+
+/// Which of `msgids` already have an `nhsa_messages` row, read inside `tx` (the serialised
+/// write): one statement of fixed text whatever the count (`= ANY($1)` on PostgreSQL, `json_each`
+/// on SQLite), so the prepared statement is reused by every batch.
+pub(crate) async fn recorded_messages(
+    tx: &mut Tx,
+    msgids: &[&str],
+) -> Result<std::collections::HashSet<String>> {
+    use sqlx::Row as _;
+    if msgids.is_empty() {
+        return Ok(std::collections::HashSet::new());
+    }
+    let found: Vec<String> = match tx {
+        crate::store::Backend::Postgres(t) => {
+            let list: Vec<String> = msgids.iter().map(|m| (*m).to_owned()).collect();
+            sqlx::query("SELECT msgid FROM nhsa_messages WHERE msgid = ANY($1)")
+                .bind(list)
+                .fetch_all(&mut **t)
+                .await?
+                .iter()
+                .map(|row| row.try_get::<String, _>(0))
+                .collect::<Result<_, _>>()?
+        }
+        crate::store::Backend::Sqlite(t) => {
+            let list = serde_json::to_string(msgids)
+                .map_err(|_| crate::error::LedgerError::Corrupt("msgid list"))?;
+            sqlx::query(
+                "SELECT msgid FROM nhsa_messages WHERE msgid IN (SELECT value FROM json_each($1))",
+            )
+            .bind(list)
+            .fetch_all(&mut **t)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()?
+        }
+    };
+    Ok(found.into_iter().collect())
+}
+
+/// For each group of rows (one message's rows each), whether its message is already recorded
+/// (in the database, or by an earlier group of the same batch): such a group must write nothing.
+pub(crate) async fn taken_groups<'a>(
+    tx: &mut Tx,
+    groups: impl Iterator<Item = Option<&'a str>> + Clone,
+) -> Result<Vec<bool>> {
+    let msgids: Vec<&str> = groups.clone().flatten().collect();
+    let recorded = recorded_messages(tx, &msgids).await?;
+    let mut seen = std::collections::HashSet::new();
+    Ok(groups
+        .map(|msgid| msgid.is_some_and(|m| recorded.contains(m) || !seen.insert(m)))
+        .collect())
+}
+
 /// Inserts `rows` grouped by table, in multi-row statements, inside `tx`.
 pub(crate) async fn insert_rows(tx: &mut Tx, rows: &[&Row]) -> Result<()> {
     let mut by_table: BTreeMap<Table, Vec<&Row>> = BTreeMap::new();
@@ -239,6 +302,10 @@ pub(crate) async fn insert_rows(tx: &mut Tx, rows: &[&Row]) -> Result<()> {
     }
     for (table, rows) in by_table {
         let columns = table.columns();
+        if let Tx::Postgres(t) = tx {
+            insert_unnest(t, table, &rows).await?;
+            continue;
+        }
         let per_statement = (BINDS_PER_STATEMENT_MAX / columns.len()).max(1);
         for chunk in rows.chunks(per_statement) {
             let head = format!("INSERT INTO {} ({}) ", table.name(), columns.join(", "));
@@ -258,5 +325,84 @@ pub(crate) async fn insert_rows(tx: &mut Tx, rows: &[&Row]) -> Result<()> {
             });
         }
     }
+    Ok(())
+}
+
+/// PostgreSQL: all `rows` of `table` in ONE statement of fixed text, `INSERT ... SELECT * FROM
+/// UNNEST($1::type[], ...)`, one array per column. Its text depends only on the table (each
+/// column's values are always of one kind), so the statement is prepared once per connection
+/// and reused by every batch, where a multi-row `VALUES` list is new text for every batch size.
+async fn insert_unnest(
+    t: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    table: Table,
+    rows: &[&Row],
+) -> Result<()> {
+    enum Column {
+        I64(Vec<Option<i64>>),
+        Text(Vec<Option<String>>),
+        Bytes(Vec<Option<Vec<u8>>>),
+    }
+    let columns = table.columns();
+    let mut arrays: Vec<Column> = Vec::with_capacity(columns.len());
+    for index in 0..columns.len() {
+        let kind = rows
+            .iter()
+            .filter_map(|row| row.values.get(index))
+            .find(|value| !matches!(value, Value::NullBytes));
+        let column = match kind {
+            Some(Value::I64(_)) => Column::I64(
+                rows.iter()
+                    .map(|row| match row.values.get(index) {
+                        Some(Value::I64(v)) => Some(*v),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            Some(Value::Text(_)) => Column::Text(
+                rows.iter()
+                    .map(|row| match row.values.get(index) {
+                        Some(Value::Text(v)) => Some(v.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            _ => Column::Bytes(
+                rows.iter()
+                    .map(|row| match row.values.get(index) {
+                        Some(Value::Bytes(v)) => Some(v.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+        };
+        arrays.push(column);
+    }
+    let casts: Vec<String> = arrays
+        .iter()
+        .enumerate()
+        .map(|(index, column)| {
+            let kind = match column {
+                Column::I64(_) => "int8",
+                Column::Text(_) => "text",
+                Column::Bytes(_) => "bytea",
+            };
+            format!("${}::{kind}[]", index + 1)
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO {} ({}) SELECT * FROM UNNEST({})",
+        table.name(),
+        columns.join(", "),
+        casts.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for column in arrays {
+        query = match column {
+            Column::I64(values) => query.bind(values),
+            Column::Text(values) => query.bind(values),
+            Column::Bytes(values) => query.bind(values),
+        };
+    }
+    query.execute(&mut **t).await?;
     Ok(())
 }

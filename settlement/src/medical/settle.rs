@@ -128,7 +128,29 @@ fn check_sent(field: &'static str, sent: Option<Fen>, expected_fen: i64) -> Resu
 
 impl Medical {
     /// 2206 / 2207 / 2303 / 2304.
+    ///
+    /// A committing message's msgid is not looked up before the work (that was one database
+    /// round trip per settlement): the writer decides it inside the serialised write (its record
+    /// rides with the posting) and answers `MessageRecorded` if it is already there, and any
+    /// refusal is checked against a stored outcome before it is returned; either way a repeat
+    /// gets the first outcome. Region nodes still look first (a cross-region bill leaves the
+    /// process before anything is written here).
     pub(crate) async fn settle(
+        &self,
+        env: &Envelope,
+        kind: Kind,
+        commit: bool,
+    ) -> Result<Output, ApiError> {
+        if !commit {
+            return self.settle_once(env, kind, false).await;
+        }
+        match self.settle_once(env, kind, true).await {
+            Ok(output) => Ok(output),
+            Err(error) => self.stored_answer_or(env, error).await,
+        }
+    }
+
+    async fn settle_once(
         &self,
         env: &Envelope,
         kind: Kind,
@@ -161,7 +183,10 @@ impl Medical {
             });
         }
         let _guard = self.locks.lock(&req.psn_no).await?;
-        if commit && let Prior::Answered(answer) = self.prior(env).await? {
+        if commit
+            && self.region.get().is_some()
+            && let Prior::Answered(answer) = self.prior(env).await?
+        {
             return answer;
         }
         let person = self.load_person(&req.psn_no).await?;
@@ -241,11 +266,10 @@ impl Medical {
             .get(0..4)
             .and_then(|y| y.parse().ok())
             .unwrap_or(0);
-        let sums = self.year_sums(&req.psn_no, year).await?;
-        let accumulators = accumulators_of(&sums)?;
         let personal = self.personal_account(&person).await?;
-        let acct_balance =
-            Fen::from_fen(self.acct_balance_fen(personal).await?.max(0)).map_err(internal)?;
+        let (sums, balance_fen) = self.money_state(&req.psn_no, year, personal).await?;
+        let accumulators = accumulators_of(&sums)?;
+        let acct_balance = Fen::from_fen(balance_fen.max(0)).map_err(internal)?;
         let med_type = req
             .med_type
             .clone()

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use sqlx::Row as _;
 use tokio::sync::{mpsc, oneshot};
 
-use super::rows::{Row, insert_rows};
+use super::rows::{Row, insert_rows, taken_groups};
 use crate::error::{LedgerError, Result};
 use crate::ids::PostingId;
 use crate::store::batch::posting_id;
@@ -427,24 +427,24 @@ async fn run_rows(store: Store, gate: WriteGate, mut receiver: mpsc::Receiver<Ro
                 Err(_) => break,
             }
         }
-        let all: Vec<&Row> = jobs.iter().flat_map(|job| job.rows.iter()).collect();
+        let groups: Vec<&[Row]> = jobs.iter().map(|job| job.rows.as_slice()).collect();
         let turn = gate.enter().await;
-        let first_try = write_once(&store, &all).await;
+        let first_try = write_once(&store, &groups).await;
         drop(turn);
         match first_try {
-            Ok(()) => {
-                for job in jobs.drain(..) {
-                    let _ = job.reply.send(Ok(()));
+            Ok(taken) => {
+                for (job, taken) in jobs.drain(..).zip(taken) {
+                    let _ = job.reply.send(answer_of(taken));
                 }
             }
             Err(_) if jobs.len() > 1 => {
                 // One job's conflict must not fail the others: write each on its own.
                 for job in jobs.drain(..) {
-                    let rows: Vec<&Row> = job.rows.iter().collect();
                     let turn = gate.enter().await;
-                    let written = write_once(&store, &rows).await;
+                    let written = write_once(&store, &[job.rows.as_slice()]).await;
                     drop(turn);
-                    let _ = job.reply.send(written);
+                    let answer = written.and_then(|taken| answer_of(taken.contains(&true)));
+                    let _ = job.reply.send(answer);
                 }
             }
             Err(error) => {
@@ -458,10 +458,45 @@ async fn run_rows(store: Store, gate: WriteGate, mut receiver: mpsc::Receiver<Ro
     }
 }
 
-async fn write_once(store: &Store, rows: &[&Row]) -> Result<()> {
+/// A job's answer: written, or its message was already recorded (nothing written).
+fn answer_of(taken: bool) -> Result<()> {
+    if taken {
+        Err(LedgerError::MessageRecorded)
+    } else {
+        Ok(())
+    }
+}
+
+/// Writes the groups (one job's rows each) in one transaction, except those whose message is
+/// already recorded (decided inside the transaction: msgid idempotency in the serialised write).
+/// Returns, per group, whether it was skipped for that reason.
+async fn write_once(store: &Store, groups: &[&[Row]]) -> Result<Vec<bool>> {
     let mut tx = store.begin_write().await?;
-    match insert_rows(&mut tx, rows).await {
-        Ok(()) => Ok(tx.commit().await?),
+    let taken = match taken_groups(
+        &mut tx,
+        groups
+            .iter()
+            .map(|rows| rows.iter().find_map(Row::message_id)),
+    )
+    .await
+    {
+        Ok(taken) => taken,
+        Err(error) => {
+            let _ = tx.rollback().await;
+            return Err(error);
+        }
+    };
+    let rows: Vec<&Row> = groups
+        .iter()
+        .zip(&taken)
+        .filter(|(_, taken)| !**taken)
+        .flat_map(|(rows, _)| rows.iter())
+        .collect();
+    match insert_rows(&mut tx, &rows).await {
+        Ok(()) => {
+            tx.commit().await?;
+            Ok(taken)
+        }
         Err(error) => {
             let _ = tx.rollback().await;
             Err(error)

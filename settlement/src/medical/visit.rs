@@ -271,7 +271,17 @@ impl Medical {
     }
 
     /// 2204 / 2301: classify every line with the treating region's catalogue; all or nothing.
+    ///
+    /// The msgid is not looked up first: the row writer decides it inside its transaction and a
+    /// refusal is checked against a stored outcome before it is returned (see `Medical::settle`).
     pub(crate) async fn upload_fees(&self, env: &Envelope, kind: Kind) -> Result<Output, ApiError> {
+        match self.upload_fees_once(env, kind).await {
+            Ok(output) => Ok(output),
+            Err(error) => self.stored_answer_or(env, error).await,
+        }
+    }
+
+    async fn upload_fees_once(&self, env: &Envelope, kind: Kind) -> Result<Output, ApiError> {
         let upload: input::FeeUpload = input::parse(&env.infno, &env.input)?;
         let Some(first) = upload.feedetail.first() else {
             return Err(ApiError::BadInput {
@@ -326,9 +336,6 @@ impl Medical {
             classified.push((result, line));
         }
         let _guard = self.locks.lock(&psn_no).await?;
-        if let Prior::Answered(answer) = self.prior(env).await? {
-            return answer;
-        }
         let state = self.live_visit(&mdtrt_id, &psn_no, kind).await?;
         if state.live_settlement.is_some() {
             return Err(ApiError::VisitState(

@@ -18,7 +18,7 @@ use crate::account::AccountFlags;
 use crate::error::{LedgerError, Rejection, Result};
 use crate::fen::Fen;
 use crate::ids::{AccountId, Admdvs, PostingId};
-use crate::medical::rows::{Attachment, Row as MedicalRow, insert_rows};
+use crate::medical::rows::{Attachment, Row as MedicalRow, insert_rows, taken_groups};
 use crate::plan::{AccountState, Decision, StoredPosting, Submitted, TargetInfo, plan_batch};
 use crate::posting::{Leg, Side};
 use crate::records::Receipt;
@@ -53,7 +53,48 @@ pub(crate) async fn apply_batch(
     }
 }
 
+/// Decides which submissions carry a message that is already recorded (they write nothing and
+/// are answered `MessageRecorded`: msgid idempotency decided inside the serialised write), then
+/// applies the others.
 async fn run(
+    tx: &mut Tx,
+    items: &[Submitted],
+    attachments: &[Option<Arc<Attachment>>],
+    posted_at_ms: i64,
+) -> Result<Vec<Result<Receipt, LedgerError>>> {
+    let taken = taken_groups(tx, attachments.iter().map(message_of)).await?;
+    if !taken.contains(&true) {
+        return run_fresh(tx, items, attachments, posted_at_ms).await;
+    }
+    let keep: Vec<usize> = (0..items.len()).filter(|&i| !taken[i]).collect();
+    let kept_items: Vec<Submitted> = keep.iter().map(|&i| items[i].clone()).collect();
+    let kept_attachments: Vec<Option<Arc<Attachment>>> =
+        keep.iter().map(|&i| attachments[i].clone()).collect();
+    let mut kept = run_fresh(tx, &kept_items, &kept_attachments, posted_at_ms)
+        .await?
+        .into_iter();
+    let mut answers = Vec::with_capacity(items.len());
+    for is_taken in taken {
+        answers.push(if is_taken {
+            Err(LedgerError::MessageRecorded)
+        } else {
+            kept.next()
+                .ok_or(LedgerError::Corrupt("batch: answer count"))?
+        });
+    }
+    Ok(answers)
+}
+
+/// The msgid whose record rides with a posting, if any.
+fn message_of(attachment: &Option<Arc<Attachment>>) -> Option<&str> {
+    attachment
+        .as_ref()?
+        .always
+        .iter()
+        .find_map(|row| row.message_id())
+}
+
+async fn run_fresh(
     tx: &mut Tx,
     items: &[Submitted],
     attachments: &[Option<Arc<Attachment>>],
@@ -147,6 +188,22 @@ async fn existing_postings(
     ids: &BTreeSet<PostingId>,
 ) -> Result<HashMap<PostingId, StoredPosting>> {
     let mut found = HashMap::new();
+    if let Tx::Postgres(t) = tx {
+        // One statement of fixed text whatever the batch size (its plan is prepared once).
+        let bytes: Vec<Vec<u8>> = ids.iter().map(|id| id.to_bytes().to_vec()).collect();
+        let rows = sqlx::query(
+            "SELECT id, seq, content_sha256, status, reject_code, reject_account, link_target, \
+             posted_at_ms FROM postings WHERE id = ANY($1)",
+        )
+        .bind(bytes)
+        .fetch_all(&mut **t)
+        .await?;
+        for row in &rows {
+            let (id, stored) = stored_posting(row)?;
+            found.insert(id, stored);
+        }
+        return Ok(found);
+    }
     let ids: Vec<PostingId> = ids.iter().copied().collect();
     for chunk in ids.chunks(ROWS_PER_STATEMENT_MAX) {
         let bytes: Vec<Vec<u8>> = chunk.iter().map(|id| id.to_bytes().to_vec()).collect();
@@ -185,6 +242,27 @@ async fn lock_accounts(
     ids: &BTreeSet<AccountId>,
 ) -> Result<HashMap<AccountId, AccountState>> {
     let mut found = HashMap::new();
+    if let Tx::Postgres(t) = tx {
+        let list: Vec<i64> = ids.iter().map(|id| id.get()).collect();
+        let rows = sqlx::query(
+            "SELECT id, admdvs, flags, debits_posted, credits_posted FROM accounts \
+             WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        )
+        .bind(list)
+        .fetch_all(&mut **t)
+        .await?;
+        for row in &rows {
+            let admdvs: i32 = row.try_get(1)?;
+            let state = AccountState {
+                admdvs: admdvs_of(admdvs)?,
+                flags: AccountFlags::from_bits(row.try_get(2)?),
+                debits: fen_of(row.try_get(3)?, "accounts.debits_posted")?,
+                credits: fen_of(row.try_get(4)?, "accounts.credits_posted")?,
+            };
+            found.insert(AccountId(row.try_get(0)?), state);
+        }
+        return Ok(found);
+    }
     let ids: Vec<AccountId> = ids.iter().copied().collect();
     let suffix = tx.lock_suffix();
     // Chunks are in ascending id order too, so the global lock order stays ascending.
@@ -267,6 +345,35 @@ async fn link_targets(
     Ok(found)
 }
 
+/// A `postings` row (id, seq, content_sha256, status, reject_code, reject_account, link_target,
+/// posted_at_ms) as the planner's stored posting.
+fn stored_posting(row: &sqlx::postgres::PgRow) -> Result<(PostingId, StoredPosting)> {
+    let id = posting_id(row.try_get(0)?)?;
+    let status: String = row.try_get(3)?;
+    let link_target: Option<Vec<u8>> = row.try_get(6)?;
+    let link_target = link_target.map(posting_id).transpose()?;
+    let outcome = match status.as_str() {
+        "P" => Ok(()),
+        "R" => Err(
+            Rejection::from_stored(row.try_get(4)?, row.try_get(5)?, link_target)
+                .ok_or(LedgerError::Corrupt("postings.reject_code"))?,
+        ),
+        _ => return Err(LedgerError::Corrupt("postings.status")),
+    };
+    let hash: Vec<u8> = row.try_get(2)?;
+    let hash = <[u8; 32]>::try_from(hash.as_slice())
+        .map_err(|_| LedgerError::Corrupt("postings.content_sha256"))?;
+    Ok((
+        id,
+        StoredPosting {
+            seq: row.try_get(1)?,
+            hash,
+            outcome,
+            posted_at_ms: row.try_get(7)?,
+        },
+    ))
+}
+
 fn push_list<DB: sqlx::Database>(query: &mut QueryBuilder<DB>, values: &[Vec<u8>])
 where
     Vec<u8>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
@@ -285,6 +392,64 @@ async fn insert_postings(
     posted_at_ms: i64,
 ) -> Result<HashMap<PostingId, i64>> {
     let mut seqs = HashMap::with_capacity(items.len());
+    if items.is_empty() {
+        return Ok(seqs);
+    }
+    if let Tx::Postgres(t) = tx {
+        let n = items.len();
+        let (mut ids, mut admdvs, mut hashes, mut statuses) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut codes, mut accounts, mut kinds, mut targets) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for (item, outcome) in items {
+            let posting = &item.posting;
+            let (status, code, account) = match outcome {
+                Ok(()) => ("P", None, None),
+                Err(rejection) => {
+                    let (code, account) = rejection.to_stored();
+                    ("R", Some(code), account)
+                }
+            };
+            let link = posting.link.map(|link| link.parts());
+            ids.push(posting.id.to_bytes().to_vec());
+            admdvs.push(admdvs_column(posting.admdvs)?);
+            hashes.push(item.hash.to_vec());
+            statuses.push(status.to_owned());
+            codes.push(code);
+            accounts.push(account);
+            kinds.push(link.map(|(kind, _)| kind.to_owned()));
+            targets.push(link.map(|(_, target)| target.to_bytes().to_vec()));
+        }
+        let rows = sqlx::query(
+            "INSERT INTO postings (id, admdvs, content_sha256, status, reject_code, \
+             reject_account, link_kind, link_target, posted_at_ms) \
+             SELECT u.*, $9::int8 FROM UNNEST($1::bytea[], $2::int4[], $3::bytea[], $4::text[], \
+             $5::int2[], $6::int8[], $7::text[], $8::bytea[]) AS u RETURNING id, seq",
+        )
+        .bind(ids)
+        .bind(admdvs)
+        .bind(hashes)
+        .bind(statuses)
+        .bind(codes)
+        .bind(accounts)
+        .bind(kinds)
+        .bind(targets)
+        .bind(posted_at_ms)
+        .fetch_all(&mut **t)
+        .await?;
+        for row in &rows {
+            seqs.insert(posting_id(row.try_get(0)?)?, row.try_get::<i64, _>(1)?);
+        }
+        return Ok(seqs);
+    }
     for chunk in items.chunks(ROWS_PER_STATEMENT_MAX) {
         let mut rows = Vec::with_capacity(chunk.len());
         for (item, outcome) in chunk {
@@ -358,6 +523,28 @@ async fn insert_legs(
             ));
         }
     }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    if let Tx::Postgres(t) = tx {
+        let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let leg_nos: Vec<i16> = rows.iter().map(|r| r.1).collect();
+        let accounts: Vec<i64> = rows.iter().map(|r| r.2).collect();
+        let sides: Vec<String> = rows.iter().map(|r| r.3.to_owned()).collect();
+        let amounts: Vec<i64> = rows.iter().map(|r| r.4).collect();
+        sqlx::query(
+            "INSERT INTO legs (posting_seq, leg_no, account_id, side, amount_fen) \
+             SELECT * FROM UNNEST($1::int8[], $2::int2[], $3::int8[], $4::text[], $5::int8[])",
+        )
+        .bind(seqs)
+        .bind(leg_nos)
+        .bind(accounts)
+        .bind(sides)
+        .bind(amounts)
+        .execute(&mut **t)
+        .await?;
+        return Ok(());
+    }
     for chunk in rows.chunks(ROWS_PER_STATEMENT_MAX) {
         dispatch!(tx, t => {
             let mut query = QueryBuilder::new(
@@ -385,6 +572,29 @@ async fn update_balances(
         .iter()
         .map(|(id, state)| (id.get(), state.debits.fen(), state.credits.fen()))
         .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    if let Tx::Postgres(t) = tx {
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let debits: Vec<i64> = rows.iter().map(|r| r.1).collect();
+        let credits: Vec<i64> = rows.iter().map(|r| r.2).collect();
+        let updated = sqlx::query(
+            "UPDATE accounts SET debits_posted = v.d, credits_posted = v.c \
+             FROM UNNEST($1::int8[], $2::int8[], $3::int8[]) AS v (id, d, c) \
+             WHERE accounts.id = v.id",
+        )
+        .bind(ids)
+        .bind(debits)
+        .bind(credits)
+        .execute(&mut **t)
+        .await?
+        .rows_affected();
+        if usize::try_from(updated).ok() != Some(rows.len()) {
+            return Err(LedgerError::Corrupt("accounts: locked row vanished"));
+        }
+        return Ok(());
+    }
     for chunk in rows.chunks(ROWS_PER_STATEMENT_MAX) {
         let updated = dispatch!(tx, t => {
             let mut query = QueryBuilder::new("WITH v (id, d, c) AS (");
