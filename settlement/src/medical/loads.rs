@@ -127,13 +127,17 @@ async fn load_many(store: &Store, jobs: &[LoadJob]) -> Result<(Sums, HashMap<Acc
             let years: Vec<i64> = jobs.iter().map(|job| job.year).collect();
             let accounts: Vec<i64> = jobs.iter().map(|job| job.account.get()).collect();
             sqlx::query(
-                "SELECT d.psn_no, d.year, d.name, CAST(SUM(d.delta_fen) AS BIGINT) \
-                 FROM accumulator_deltas d \
-                 WHERE (d.psn_no, d.year) IN (SELECT * FROM UNNEST($1::text[], $2::bigint[])) \
-                 GROUP BY d.psn_no, d.year, d.name \
+                // Driven by the key arrays (one index probe per key, `keyed lookups` in
+                // store/mod.rs): its plan does not depend on the tables' statistics.
+                "SELECT k.psn_no, k.year, s.name, s.total \
+                 FROM UNNEST($1::text[], $2::bigint[]) AS k (psn_no, year) \
+                 CROSS JOIN LATERAL (SELECT d.name, CAST(SUM(d.delta_fen) AS BIGINT) AS total \
+                 FROM accumulator_deltas d WHERE d.psn_no = k.psn_no AND d.year = k.year \
+                 GROUP BY d.name) AS s \
                  UNION ALL \
-                 SELECT NULL, a.id, NULL, a.credits_posted - a.debits_posted FROM accounts a \
-                 WHERE a.id = ANY($3)",
+                 SELECT NULL, a.id, NULL, a.credits_posted - a.debits_posted \
+                 FROM UNNEST($3::bigint[]) AS i (id) \
+                 CROSS JOIN LATERAL (SELECT * FROM accounts WHERE accounts.id = i.id OFFSET 0) AS a",
             )
             .bind(psn)
             .bind(years)

@@ -375,7 +375,8 @@ impl Medical {
     /// Imports persons: their records, and each personal account with its opening balance (one
     /// posting per person, id derived from the psn_no, so a re-import changes nothing; openings
     /// are posted concurrently so they share the writer's batches). Persons already present are
-    /// skipped. Returns how many were added.
+    /// skipped; after an import that added any, the planner statistics of the filled tables are
+    /// refreshed (`analyze_imported`). Returns how many were added.
     pub async fn import_persons(&self, persons: &[PersonImport]) -> Result<usize, LedgerError> {
         let mut added = 0;
         for chunk in persons.chunks(1_000) {
@@ -418,6 +419,9 @@ impl Medical {
             while let Some(result) = openings.join_next().await {
                 result.map_err(|_| LedgerError::WriterGone)??;
             }
+        }
+        if added > 0 {
+            self.ledger.store().analyze_imported().await?;
         }
         Ok(added)
     }

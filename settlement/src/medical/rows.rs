@@ -242,8 +242,8 @@ impl Row {
 }
 
 /// Which of `msgids` already have an `nhsa_messages` row, read inside `tx` (the serialised
-/// write): one statement of fixed text whatever the count (`= ANY($1)` on PostgreSQL, `json_each`
-/// on SQLite), so the prepared statement is reused by every batch.
+/// write): one statement of fixed text whatever the count (a keyed lookup driven by `UNNEST($1)` on
+/// PostgreSQL, see store/mod.rs; `json_each` on SQLite), so the prepared statement is reused by every batch.
 pub(crate) async fn recorded_messages(
     tx: &mut Tx,
     msgids: &[&str],
@@ -255,7 +255,10 @@ pub(crate) async fn recorded_messages(
     let found: Vec<String> = match tx {
         crate::store::Backend::Postgres(t) => {
             let list: Vec<String> = msgids.iter().map(|m| (*m).to_owned()).collect();
-            sqlx::query("SELECT msgid FROM nhsa_messages WHERE msgid = ANY($1)")
+            sqlx::query(
+                "SELECT m.msgid FROM UNNEST($1::text[]) AS k (msgid) CROSS JOIN LATERAL \
+                 (SELECT msgid FROM nhsa_messages WHERE nhsa_messages.msgid = k.msgid OFFSET 0) AS m",
+            )
                 .bind(list)
                 .fetch_all(&mut **t)
                 .await?

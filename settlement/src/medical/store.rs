@@ -152,6 +152,20 @@ impl Store {
         }))
     }
 
+    /// Refreshes the planner statistics of the tables a person import fills (PostgreSQL: the
+    /// `persons` register and the personal `accounts` and their opening postings; a no-op on
+    /// SQLite, whose planner needs none for these keyed reads). A bulk load leaves them stale
+    /// until autovacuum's next round, and every plan made meanwhile assumes the old size
+    /// (PostgreSQL docs, "Populating a Database" §14.4.9: run ANALYZE afterwards).
+    pub(crate) async fn analyze_imported(&self) -> Result<()> {
+        if let crate::store::Backend::Postgres(pool) = self {
+            sqlx::raw_sql("ANALYZE persons, accounts, postings, legs")
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Which of `psn_nos` are already imported.
     pub(crate) async fn existing_persons(
         &self,

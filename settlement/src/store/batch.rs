@@ -192,8 +192,9 @@ async fn existing_postings(
         // One statement of fixed text whatever the batch size (its plan is prepared once).
         let bytes: Vec<Vec<u8>> = ids.iter().map(|id| id.to_bytes().to_vec()).collect();
         let rows = sqlx::query(
-            "SELECT id, seq, content_sha256, status, reject_code, reject_account, link_target, \
-             posted_at_ms FROM postings WHERE id = ANY($1)",
+            "SELECT p.id, p.seq, p.content_sha256, p.status, p.reject_code, p.reject_account, \
+             p.link_target, p.posted_at_ms FROM UNNEST($1::bytea[]) AS k (id) CROSS JOIN LATERAL \
+             (SELECT * FROM postings WHERE postings.id = k.id OFFSET 0) AS p",
         )
         .bind(bytes)
         .fetch_all(&mut **t)
@@ -245,8 +246,9 @@ async fn lock_accounts(
     if let Tx::Postgres(t) = tx {
         let list: Vec<i64> = ids.iter().map(|id| id.get()).collect();
         let rows = sqlx::query(
-            "SELECT id, admdvs, flags, debits_posted, credits_posted FROM accounts \
-             WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            "SELECT a.id, a.admdvs, a.flags, a.debits_posted, a.credits_posted \
+             FROM (SELECT DISTINCT UNNEST($1::int8[]) AS id ORDER BY 1) AS k CROSS JOIN LATERAL \
+             (SELECT * FROM accounts WHERE accounts.id = k.id FOR UPDATE) AS a",
         )
         .bind(list)
         .fetch_all(&mut **t)

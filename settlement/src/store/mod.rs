@@ -5,6 +5,15 @@
 //! sqlx types, so each is type-checked for both databases. The only dialect differences are named
 //! here: how a write transaction begins (`BEGIN IMMEDIATE` on SQLite, plain `BEGIN` on PostgreSQL)
 //! and the row-lock suffix (`FOR UPDATE` on PostgreSQL; SQLite has one writer at a time).
+//!
+//! **Keyed lookups on PostgreSQL are driven by the key array** (`FROM UNNEST($1) AS k CROSS JOIN
+//! LATERAL (SELECT ... WHERE t.key = k.key OFFSET 0)`), not written `WHERE key = ANY($1)` or
+//! `(a, b) IN (SELECT * FROM UNNEST(...))`. Those leave the join strategy to the planner, which
+//! on a table that grew since its last ANALYZE (a fresh node's first minutes, a day's bulk
+//! load) chose sequential scans and hash joins and then kept them in the statement's cached
+//! generic plan: the accumulator load took 4.4 ms a call on 50,000 rows (pg_stat_statements,
+//! settle_bench) where an index probe per key takes 1 ms for 64 keys. The lateral form is a
+//! nested loop of one index probe per key whatever the statistics say.
 
 pub(crate) mod advisory;
 pub(crate) mod batch;
