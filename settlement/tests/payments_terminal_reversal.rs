@@ -394,6 +394,18 @@ async fn partial_approval_is_undone_for_the_approved_amount() {
         "the 0400 reverses what the issuer approved"
     );
     assert_eq!(reversals[0]["amount"], 1_005);
+    // The day's clearing file lists the reversed purchase with the amount the issuer approved and
+    // the 0400 reversed (the simulator's own record), not the amount the terminal asked for.
+    let day = r.switch.cut_off(&today()).await.unwrap();
+    let bank = day.iter().find(|b| b.bank_code == "B0001").unwrap();
+    let records = settlement::payments::clearing::parse(&bank.file).unwrap();
+    let line = records.iter().find(|rec| rec.rrn == out.rrn).unwrap();
+    assert_eq!(
+        (line.status.as_str(), serde_json::json!(line.amount_fen)),
+        ("timed_out", reversals[0]["amount"].clone()),
+        "{}",
+        bank.file
+    );
 
     // 2. Void.
     let out = r

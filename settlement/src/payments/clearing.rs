@@ -98,13 +98,17 @@ pub enum ClearingFileError {
     TooLong,
 }
 
+/// A transaction's clearing line. Its amount is what the issuer approved whenever it approved
+/// something (approved, voided, or reversed after approval: a partial approval's void and 0400
+/// carry the approved amount, so the bank's file shows that), else what was asked (declined,
+/// or reversed without an answer).
 fn record_of(t: &TxnRow) -> ClearingRecord {
     ClearingRecord {
         rrn: t.rrn.clone(),
         stan: t.stan.clone(),
         terminal_id: t.terminal_id.clone(),
         kind: t.kind.clone(),
-        amount_fen: if t.status == "approved" || t.status == "voided" {
+        amount_fen: if t.status == "approved" || t.status == "voided" || t.approved_fen > 0 {
             t.approved_fen
         } else {
             t.amount_fen
