@@ -389,3 +389,37 @@ pub fn purchase(
         icc_data: icc,
     }
 }
+
+/// Everything logged in this test binary at `level` and above, as text: the first call installs
+/// a global `tracing` subscriber writing into memory (with the level given then), later calls
+/// read what it holds. For the "no PAN in clear in any log line" checks.
+pub fn captured_logs(level: tracing::Level) -> String {
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+    #[derive(Clone)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let buf = LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = Capture(buf.clone());
+        let _ = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(level)
+            .with_ansi(false)
+            .try_init();
+        buf
+    });
+    String::from_utf8_lossy(&buf.lock().unwrap()).into_owned()
+}
