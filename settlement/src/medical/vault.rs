@@ -73,9 +73,12 @@ impl PersonVault {
         }
     }
 
-    /// The lookup key written for a new row.
+    /// The lookup key written for a new row: keyed when keys are installed, else the legacy one.
     pub(crate) fn lookup(&self, kind: &str, number: &str) -> [u8; 32] {
-        self.lookups(kind, number)[0]
+        match self.0.get() {
+            Some(keys) => keys.keyed_hash(&format!("person-{kind}"), number),
+            None => lookup_key(kind, number),
+        }
     }
 
     /// The stored form of `record`. Errors: `Corrupt` (serialisation or no randomness).
