@@ -242,8 +242,9 @@ impl Row {
 }
 
 /// Which of `msgids` already have an `nhsa_messages` row, read inside `tx` (the serialised
-/// write): one statement of fixed text whatever the count (a keyed lookup driven by `UNNEST($1)` on
-/// PostgreSQL, see store/mod.rs; `json_each` on SQLite), so the prepared statement is reused by every batch.
+/// write): one statement of fixed text whatever the count (a keyed lookup driven by `UNNEST($1)`
+/// on PostgreSQL, see store/mod.rs; `json_each` on SQLite), so the prepared statement is reused
+/// by every batch.
 pub(crate) async fn recorded_messages(
     tx: &mut Tx,
     msgids: &[&str],

@@ -66,10 +66,11 @@ impl PersonVault {
     /// The lookup keys of an ID (`kind` = `certno`) or card (`card`) number, the one to write
     /// first: keyed when keys are installed, then the unkeyed legacy one.
     pub(crate) fn lookups(&self, kind: &str, number: &str) -> Vec<[u8; 32]> {
-        let legacy = lookup_key(kind, number);
-        match self.0.get() {
-            Some(keys) => vec![keys.keyed_hash(&format!("person-{kind}"), number), legacy],
-            None => vec![legacy],
+        let first = self.lookup(kind, number);
+        if self.sealing() {
+            vec![first, lookup_key(kind, number)]
+        } else {
+            vec![first]
         }
     }
 

@@ -11,9 +11,9 @@
 //! `(a, b) IN (SELECT * FROM UNNEST(...))`. Those leave the join strategy to the planner, which
 //! on a table that grew since its last ANALYZE (a fresh node's first minutes, a day's bulk
 //! load) chose sequential scans and hash joins and then kept them in the statement's cached
-//! generic plan: the accumulator load took 4.4 ms a call on 50,000 rows (pg_stat_statements,
-//! settle_bench) where an index probe per key takes 1 ms for 64 keys. The lateral form is a
-//! nested loop of one index probe per key whatever the statistics say.
+//! generic plan: the accumulator load took 4.4 ms a call on 50,000 rows, and 0.07 ms once
+//! driven by the key array (pg_stat_statements, settle_bench on PostgreSQL, 64 clients). The
+//! lateral form is a nested loop of one index probe per key whatever the statistics say.
 
 pub(crate) mod advisory;
 pub(crate) mod batch;
