@@ -413,13 +413,7 @@ async fn insert_postings(
         );
         for (item, outcome) in items {
             let posting = &item.posting;
-            let (status, code, account) = match outcome {
-                Ok(()) => ("P", None, None),
-                Err(rejection) => {
-                    let (code, account) = rejection.to_stored();
-                    ("R", Some(code), account)
-                }
-            };
+            let (status, code, account) = outcome_columns(outcome);
             let link = posting.link.map(|link| link.parts());
             ids.push(posting.id.to_bytes().to_vec());
             admdvs.push(admdvs_column(posting.admdvs)?);
@@ -456,13 +450,7 @@ async fn insert_postings(
         let mut rows = Vec::with_capacity(chunk.len());
         for (item, outcome) in chunk {
             let posting = &item.posting;
-            let (status, code, account) = match outcome {
-                Ok(()) => ("P", None, None),
-                Err(rejection) => {
-                    let (code, account) = rejection.to_stored();
-                    ("R", Some(code), account)
-                }
-            };
+            let (status, code, account) = outcome_columns(outcome);
             let link = posting.link.map(|link| link.parts());
             rows.push((
                 posting.id.to_bytes().to_vec(),
@@ -614,6 +602,18 @@ async fn update_balances(
         }
     }
     Ok(())
+}
+
+/// A decided posting's `postings` columns (status, reject_code, reject_account): `P` with no
+/// reason, or `R` with the rejection as stored (`Rejection::to_stored`).
+fn outcome_columns(outcome: &Result<(), Rejection>) -> (&'static str, Option<i16>, Option<i64>) {
+    match outcome {
+        Ok(()) => ("P", None, None),
+        Err(rejection) => {
+            let (code, account) = rejection.to_stored();
+            ("R", Some(code), account)
+        }
+    }
 }
 
 pub(crate) fn posting_id(bytes: Vec<u8>) -> Result<PostingId> {
