@@ -116,10 +116,15 @@ async fn run(
     }
 }
 
-/// Conflicts that a retry of the whole batch resolves.
+/// Conflicts that a retry of the whole batch resolves, and a connection lost before or during
+/// the batch (the pool does not ping connections before use, store::open_postgres). A retry is
+/// safe even when the lost connection's commit went through: the retried batch finds its posting
+/// ids and msgids recorded and replays their outcomes.
 fn retryable(error: &LedgerError) -> bool {
-    let LedgerError::Storage(sqlx::Error::Database(db)) = error else {
-        return false;
+    let db = match error {
+        LedgerError::Storage(sqlx::Error::Io(_)) => return true,
+        LedgerError::Storage(sqlx::Error::Database(db)) => db,
+        _ => return false,
     };
     if db.is_unique_violation() {
         return true;
