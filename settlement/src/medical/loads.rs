@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::store::add_changes;
 use crate::error::{LedgerError, Result};
 use crate::ids::AccountId;
 use crate::store::{Backend, Store};
@@ -118,8 +119,8 @@ async fn run(store: Store, receiver: std::sync::Arc<tokio::sync::Mutex<mpsc::Rec
 
 type Sums = HashMap<(String, i64), BTreeMap<String, i64>>;
 
-/// One statement for all `jobs`: rows (psn_no, year, name, sum) of the accumulators, then rows
-/// (NULL, account id, NULL, credit balance) of the accounts.
+/// One statement for all `jobs`: rows (psn_no, year, deltas, 0) of the accumulator changes (summed
+/// here, `store::add_changes`), then rows (NULL, account id, NULL, credit balance) of the accounts.
 async fn load_many(store: &Store, jobs: &[LoadJob]) -> Result<(Sums, HashMap<AccountId, i64>)> {
     let rows = match store {
         Backend::Postgres(pool) => {
@@ -129,11 +130,10 @@ async fn load_many(store: &Store, jobs: &[LoadJob]) -> Result<(Sums, HashMap<Acc
             sqlx::query(
                 // Driven by the key arrays (one index probe per key, `keyed lookups` in
                 // store/mod.rs): its plan does not depend on the tables' statistics.
-                "SELECT k.psn_no, k.year, s.name, s.total \
+                "SELECT k.psn_no, k.year, c.deltas, CAST(0 AS BIGINT) \
                  FROM UNNEST($1::text[], $2::bigint[]) AS k (psn_no, year) \
-                 CROSS JOIN LATERAL (SELECT d.name, CAST(SUM(d.delta_fen) AS BIGINT) AS total \
-                 FROM accumulator_deltas d WHERE d.psn_no = k.psn_no AND d.year = k.year \
-                 GROUP BY d.name) AS s \
+                 CROSS JOIN LATERAL (SELECT d.deltas FROM accumulator_changes d \
+                 WHERE d.psn_no = k.psn_no AND d.year = k.year OFFSET 0) AS c \
                  UNION ALL \
                  SELECT NULL, a.id, NULL, a.credits_posted - a.debits_posted \
                  FROM UNNEST($3::bigint[]) AS i (id) \
@@ -159,11 +159,10 @@ async fn load_many(store: &Store, jobs: &[LoadJob]) -> Result<(Sums, HashMap<Acc
             let accounts =
                 serde_json::to_string(&accounts).map_err(|_| LedgerError::Corrupt("load keys"))?;
             sqlx::query(
-                "SELECT d.psn_no, d.year, d.name, CAST(SUM(d.delta_fen) AS BIGINT) \
-                 FROM accumulator_deltas d \
+                "SELECT d.psn_no, d.year, d.deltas, 0 \
+                 FROM accumulator_changes d \
                  WHERE (d.psn_no, d.year) IN (SELECT json_extract(value, '$[0]'), \
                  json_extract(value, '$[1]') FROM json_each($1)) \
-                 GROUP BY d.psn_no, d.year, d.name \
                  UNION ALL \
                  SELECT NULL, a.id, NULL, a.credits_posted - a.debits_posted FROM accounts a \
                  WHERE a.id IN (SELECT value FROM json_each($2))",
@@ -179,10 +178,10 @@ async fn load_many(store: &Store, jobs: &[LoadJob]) -> Result<(Sums, HashMap<Acc
     };
     let mut sums: Sums = HashMap::new();
     let mut balances = HashMap::new();
-    for (psn_no, key, name, value) in rows {
-        match (psn_no, name) {
-            (Some(psn_no), Some(name)) => {
-                sums.entry((psn_no, key)).or_default().insert(name, value);
+    for (psn_no, key, deltas, value) in rows {
+        match (psn_no, deltas) {
+            (Some(psn_no), Some(deltas)) => {
+                add_changes(sums.entry((psn_no, key)).or_default(), &deltas)?;
             }
             _ => {
                 balances.insert(AccountId(key), value);

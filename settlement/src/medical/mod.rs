@@ -278,7 +278,13 @@ impl Medical {
         mut rows: Vec<Row>,
         output: Output,
     ) -> Result<(Output, bool), ApiError> {
-        rows.push(message_row(env, "D", None, psn_no, &output));
+        rows.push(message_row(
+            env,
+            "D",
+            None,
+            psn_no,
+            StoredReply::Output(&output),
+        ));
         match self.rows.write(rows).await {
             Ok(()) => Ok((output, true)),
             Err(error) => match self.prior(env).await? {
@@ -289,14 +295,31 @@ impl Medical {
     }
 }
 
+/// What an `nhsa_messages` row keeps as the reply a repeat of its msgid gets back.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StoredReply<'a> {
+    /// This output, stored in the message row.
+    Output(&'a Output),
+    /// The output of the settlement this message makes (`settlements.setlinfo`, written in the
+    /// same transaction when the posting is posted): the message row keeps an empty `reply`
+    /// instead of a second copy of the 1-2 KB settlement output, and `Store::message` reads it
+    /// from the settlement. A rejected posting has no settlement; its repeat is answered from
+    /// the stored rejection, not from the reply.
+    SettlementOutput,
+}
+
 /// The `nhsa_messages` row of `env`.
 pub(crate) fn message_row(
     env: &Envelope,
     status: &str,
     posting: Option<crate::PostingId>,
     psn_no: &str,
-    output: &Output,
+    reply: StoredReply<'_>,
 ) -> Row {
+    let reply = match reply {
+        StoredReply::Output(output) => output.get().to_owned(),
+        StoredReply::SettlementOutput => String::new(),
+    };
     Row {
         table: Table::Messages,
         values: vec![
@@ -306,7 +329,7 @@ pub(crate) fn message_row(
             Cell::Text(status.to_owned()),
             posting.map_or(Cell::NullBytes, |id| Cell::Bytes(id.to_bytes().to_vec())),
             Cell::Text(psn_no.to_owned()),
-            Cell::Text(output.get().to_owned()),
+            Cell::Text(reply),
             Cell::I64(ids::now_ms()),
         ],
     }

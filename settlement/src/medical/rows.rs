@@ -35,8 +35,9 @@ pub(crate) enum Table {
     Settlements,
     /// `settlement_cancels`: cancellations and reversals of settlements (2208, 2305, 2601).
     SettlementCancels,
-    /// `accumulator_deltas`: signed year-to-date accumulator changes per settlement.
-    AccumulatorDeltas,
+    /// `accumulator_changes`: signed year-to-date accumulator changes, one row per settlement
+    /// and per cancellation (0005_accumulator_changes.sql).
+    AccumulatorChanges,
     /// `persons`: imported insured persons.
     Persons,
     /// `region_xfers`: cross-region settlement states on the treating node (0300_region.sql).
@@ -65,7 +66,7 @@ impl Table {
             Table::FeeCancels => "fee_cancels",
             Table::Settlements => "settlements",
             Table::SettlementCancels => "settlement_cancels",
-            Table::AccumulatorDeltas => "accumulator_deltas",
+            Table::AccumulatorChanges => "accumulator_changes",
             Table::Persons => "persons",
             Table::RegionXfers => "region_xfers",
             Table::RegionInbox => "region_inbox",
@@ -135,7 +136,7 @@ impl Table {
                 "setlinfo",
             ],
             Table::SettlementCancels => &["setl_id", "msgid", "posting_id", "kind", "setl_date"],
-            Table::AccumulatorDeltas => &["psn_no", "year", "setl_id", "sign", "name", "delta_fen"],
+            Table::AccumulatorChanges => &["psn_no", "year", "setl_id", "sign", "deltas"],
             Table::Persons => &[
                 "psn_no",
                 "certno_sha256",
@@ -298,18 +299,19 @@ pub(crate) async fn taken_groups<'a>(
         .collect())
 }
 
-/// Inserts `rows` grouped by table, in multi-row statements, inside `tx`.
+/// Inserts `rows` grouped by table inside `tx`: on PostgreSQL every table's rows in ONE
+/// statement (`insert_unnest`), on SQLite one multi-row `VALUES` statement per table (and per
+/// `BINDS_PER_STATEMENT_MAX` binds).
 pub(crate) async fn insert_rows(tx: &mut Tx, rows: &[&Row]) -> Result<()> {
     let mut by_table: BTreeMap<Table, Vec<&Row>> = BTreeMap::new();
     for row in rows {
         by_table.entry(row.table).or_default().push(row);
     }
+    if let Tx::Postgres(t) = tx {
+        return insert_unnest(t, &by_table).await;
+    }
     for (table, rows) in by_table {
         let columns = table.columns();
-        if let Tx::Postgres(t) = tx {
-            insert_unnest(t, table, &rows).await?;
-            continue;
-        }
         let per_statement = (BINDS_PER_STATEMENT_MAX / columns.len()).max(1);
         for chunk in rows.chunks(per_statement) {
             let head = format!("INSERT INTO {} ({}) ", table.name(), columns.join(", "));
@@ -332,28 +334,22 @@ pub(crate) async fn insert_rows(tx: &mut Tx, rows: &[&Row]) -> Result<()> {
     Ok(())
 }
 
-/// PostgreSQL: all `rows` of `table` in ONE statement of fixed text, `INSERT ... SELECT * FROM
-/// UNNEST($1::type[], ...)`, one array per column. Its text depends only on the table (each
-/// column's values are always of one kind), so the statement is prepared once per connection
-/// and reused by every batch, where a multi-row `VALUES` list is new text for every batch size.
-async fn insert_unnest(
-    t: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    table: Table,
-    rows: &[&Row],
-) -> Result<()> {
-    enum Column {
-        I64(Vec<Option<i64>>),
-        Text(Vec<Option<String>>),
-        Bytes(Vec<Option<Vec<u8>>>),
-    }
-    let columns = table.columns();
-    let mut arrays: Vec<Column> = Vec::with_capacity(columns.len());
-    for index in 0..columns.len() {
+/// One column of a table's rows, as the array bound for `UNNEST`.
+enum Column {
+    I64(Vec<Option<i64>>),
+    Text(Vec<Option<String>>),
+    Bytes(Vec<Option<Vec<u8>>>),
+}
+
+impl Column {
+    /// Column `index` of `rows`; its kind is that of the first non-NULL value (a column's values
+    /// are always of one kind), `bytea` when every value is NULL.
+    fn of(rows: &[&Row], index: usize) -> Column {
         let kind = rows
             .iter()
             .filter_map(|row| row.values.get(index))
             .find(|value| !matches!(value, Value::NullBytes));
-        let column = match kind {
+        match kind {
             Some(Value::I64(_)) => Column::I64(
                 rows.iter()
                     .map(|row| match row.values.get(index) {
@@ -378,27 +374,59 @@ async fn insert_unnest(
                     })
                     .collect(),
             ),
-        };
-        arrays.push(column);
+        }
     }
-    let casts: Vec<String> = arrays
-        .iter()
-        .enumerate()
-        .map(|(index, column)| {
-            let kind = match column {
-                Column::I64(_) => "int8",
-                Column::Text(_) => "text",
-                Column::Bytes(_) => "bytea",
-            };
-            format!("${}::{kind}[]", index + 1)
-        })
-        .collect();
-    let sql = format!(
-        "INSERT INTO {} ({}) SELECT * FROM UNNEST({})",
-        table.name(),
-        columns.join(", "),
-        casts.join(", ")
-    );
+
+    fn sql_type(&self) -> &'static str {
+        match self {
+            Column::I64(_) => "int8",
+            Column::Text(_) => "text",
+            Column::Bytes(_) => "bytea",
+        }
+    }
+}
+
+/// PostgreSQL: the rows of every table in ONE statement of fixed text, each table an
+/// `INSERT ... SELECT * FROM UNNEST($n::type[], ...)` (one array per column), all but the last
+/// as data-modifying `WITH` parts. Its text depends only on which tables the batch touches, so
+/// the statement is prepared once per connection and reused by every batch, where a multi-row
+/// `VALUES` list is new text for every batch size; and a batch's medical rows cost one round
+/// trip whatever their tables. The parts run on one snapshot and foreign keys are checked at the
+/// end of the statement, which is all these append-only inserts need (no part reads another's
+/// rows).
+async fn insert_unnest(
+    t: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    by_table: &BTreeMap<Table, Vec<&Row>>,
+) -> Result<()> {
+    let mut parts: Vec<String> = Vec::with_capacity(by_table.len());
+    let mut arrays: Vec<Column> = Vec::new();
+    for (table, rows) in by_table {
+        let columns = table.columns();
+        let mut casts: Vec<String> = Vec::with_capacity(columns.len());
+        for index in 0..columns.len() {
+            let column = Column::of(rows, index);
+            casts.push(format!("${}::{}[]", arrays.len() + 1, column.sql_type()));
+            arrays.push(column);
+        }
+        parts.push(format!(
+            "INSERT INTO {} ({}) SELECT * FROM UNNEST({})",
+            table.name(),
+            columns.join(", "),
+            casts.join(", ")
+        ));
+    }
+    let Some(last) = parts.pop() else {
+        return Ok(());
+    };
+    let mut sql = String::new();
+    for (index, part) in parts.iter().enumerate() {
+        sql.push_str(if index == 0 { "WITH " } else { ", " });
+        sql.push_str(&format!("w{index} AS ({part})"));
+    }
+    if !parts.is_empty() {
+        sql.push(' ');
+    }
+    sql.push_str(&last);
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for column in arrays {
         query = match column {

@@ -12,7 +12,8 @@ use super::rows::{Attachment, Row, Table, Value as Cell};
 use super::store::{SettlementKey, StoredSettlement};
 use super::visit::{Kind, StoredLine};
 use super::{
-    Medical, Output, Prior, accounts, ids, internal, ledger_error, message_row, out, person,
+    Medical, Output, Prior, StoredReply, accounts, ids, internal, ledger_error, message_row, out,
+    person,
 };
 use crate::catalogue::{ChrgitmLv, ClassifiedLine, LineSign, ListKind};
 use crate::fen::Fen;
@@ -385,23 +386,14 @@ impl Medical {
         if kind == Kind::Inpatient {
             deltas.push((ADMISSIONS.to_owned(), 1));
         }
-        for (name, delta) in &deltas {
-            if_posted.push(delta_row(
-                &req.psn_no,
-                year,
-                &setl_id,
-                1,
-                name.clone(),
-                *delta,
-            ));
-        }
+        if_posted.extend(changes_row(&req.psn_no, year, &setl_id, 1, &deltas)?);
         let attachment = Attachment {
             always: vec![message_row(
                 env,
                 "L",
                 Some(posting_id),
                 &req.psn_no,
-                &output_json,
+                StoredReply::SettlementOutput,
             )],
             if_posted,
         };
@@ -637,21 +629,21 @@ impl Medical {
                 Cell::Text(ids::format_date(now)),
             ],
         }];
-        let deltas = self
+        let changes = self
             .ledger
             .store()
-            .settlement_deltas(&settlement.setl_id)
+            .settlement_changes(&settlement.psn_no, &settlement.setl_id)
             .await
             .map_err(internal)?;
-        for (year, name, delta) in deltas {
-            if_posted.push(delta_row(
+        for (year, deltas) in changes {
+            let negated: Vec<(String, i64)> = deltas.into_iter().map(|(n, d)| (n, -d)).collect();
+            if_posted.extend(changes_row(
                 &settlement.psn_no,
                 year,
                 &settlement.setl_id,
                 -1,
-                name,
-                -delta,
-            ));
+                &negated,
+            )?);
         }
         let _region_window = match self.region.get() {
             Some(node) => {
@@ -665,7 +657,7 @@ impl Medical {
                 "L",
                 Some(posting_id),
                 &settlement.psn_no,
-                &output,
+                StoredReply::Output(&output),
             )],
             if_posted,
         };
@@ -731,25 +723,37 @@ impl Medical {
     }
 }
 
-pub(crate) fn delta_row(
+/// The `accumulator_changes` row of settlement `setl_id` (`sign` 1) or of its cancellation
+/// (`sign` -1, `deltas` already negated): `deltas` are (accumulator name, signed fen), stored as
+/// one JSON object `{"name": fen, ...}` (a repeated name is summed). `None` when there is no
+/// change to record.
+pub(crate) fn changes_row(
     psn_no: &str,
     year: i64,
     setl_id: &str,
     sign: i64,
-    name: String,
-    delta: i64,
-) -> Row {
-    Row {
-        table: Table::AccumulatorDeltas,
+    deltas: &[(String, i64)],
+) -> Result<Option<Row>, ApiError> {
+    if deltas.is_empty() {
+        return Ok(None);
+    }
+    let mut object: BTreeMap<&str, i64> = BTreeMap::new();
+    for (name, delta) in deltas {
+        let sum = object.entry(name.as_str()).or_default();
+        *sum = sum
+            .checked_add(*delta)
+            .ok_or_else(|| internal("accumulator change overflows"))?;
+    }
+    Ok(Some(Row {
+        table: Table::AccumulatorChanges,
         values: vec![
             Cell::Text(psn_no.to_owned()),
             Cell::I64(year),
             Cell::Text(setl_id.to_owned()),
             Cell::I64(sign),
-            Cell::Text(name),
-            Cell::I64(delta),
+            Cell::Text(serde_json::to_string(&object).map_err(internal)?),
         ],
-    }
+    }))
 }
 
 /// The region's personal-account fund (credits opening balances).

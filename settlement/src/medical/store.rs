@@ -33,7 +33,9 @@ pub(crate) struct StoredMessage {
     pub status: String,
     /// The ledger posting, for 'L'.
     pub posting_id: Option<PostingId>,
-    /// The stored reply JSON.
+    /// The stored reply JSON: the message row's own, or for a settlement's message
+    /// (`StoredReply::SettlementOutput`) the settlement's output; empty when that settlement
+    /// does not exist (its posting was rejected).
     pub reply: String,
 }
 
@@ -115,6 +117,20 @@ pub(crate) struct Totals {
     pub count: i64,
 }
 
+/// Adds one `accumulator_changes.deltas` object (`{"name": signed fen, ...}`) into `sums`.
+/// Errors: `Corrupt` when it is not a JSON object of integers or a sum overflows.
+pub(crate) fn add_changes(sums: &mut BTreeMap<String, i64>, deltas: &str) -> Result<()> {
+    let changes: BTreeMap<String, i64> =
+        serde_json::from_str(deltas).map_err(|_| LedgerError::Corrupt("accumulator changes"))?;
+    for (name, delta) in changes {
+        let sum = sums.entry(name).or_default();
+        *sum = sum
+            .checked_add(delta)
+            .ok_or(LedgerError::Corrupt("accumulator sum overflows"))?;
+    }
+    Ok(())
+}
+
 fn sha(bytes: Vec<u8>) -> Result<[u8; 32]> {
     <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| LedgerError::Corrupt("sha256 length"))
 }
@@ -122,8 +138,11 @@ fn sha(bytes: Vec<u8>) -> Result<[u8; 32]> {
 impl Store {
     /// The stored outcome of `msgid`.
     pub(crate) async fn message(&self, msgid: &str) -> Result<Option<StoredMessage>> {
-        let sql = "SELECT infno, request_sha256, status, posting_id, reply \
-                   FROM nhsa_messages WHERE msgid = $1";
+        // An empty reply is a settlement message's: the reply is that settlement's output.
+        let sql = "SELECT m.infno, m.request_sha256, m.status, m.posting_id, \
+                   CASE WHEN m.reply = '' THEN COALESCE(s.setlinfo, '') ELSE m.reply END \
+                   FROM nhsa_messages m LEFT JOIN settlements s \
+                   ON m.reply = '' AND s.msgid = m.msgid WHERE m.msgid = $1";
         Ok(dispatch!(self, pool => {
             match sqlx::query(sql).bind(msgid).fetch_optional(pool).await? {
                 None => None,
@@ -320,19 +339,22 @@ impl Store {
         }))
     }
 
-    /// Year-to-date accumulators of a person: Σ delta_fen by name.
+    /// Year-to-date accumulators of a person: the sum by name of its `accumulator_changes`.
+    /// Errors: storage; `Corrupt` for a change row that is not a JSON object of integers.
     pub(crate) async fn accumulators(
         &self,
         psn_no: &str,
         year: i64,
     ) -> Result<BTreeMap<String, i64>> {
-        let sql = "SELECT name, CAST(SUM(delta_fen) AS BIGINT) FROM accumulator_deltas \
-                   WHERE psn_no = $1 AND year = $2 GROUP BY name";
-        Ok(dispatch!(self, pool => {
-            sqlx::query(sql).bind(psn_no).bind(year).fetch_all(pool).await?.iter()
-                .map(|row| Ok((row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?)))
-                .collect::<Result<BTreeMap<_, _>>>()?
-        }))
+        let sql = "SELECT deltas FROM accumulator_changes WHERE psn_no = $1 AND year = $2";
+        let rows: Vec<String> = dispatch!(self, pool => {
+            sqlx::query_scalar(sql).bind(psn_no).bind(year).fetch_all(pool).await?
+        });
+        let mut sums = BTreeMap::new();
+        for deltas in &rows {
+            add_changes(&mut sums, deltas)?;
+        }
+        Ok(sums)
     }
 
     /// 3201 totals of an institution's live settlements for `insutype` dated within
@@ -362,15 +384,26 @@ impl Store {
         }))
     }
 
-    /// The +1 accumulator rows a settlement wrote: (year, name, delta_fen).
-    pub(crate) async fn settlement_deltas(&self, setl_id: &str) -> Result<Vec<(i64, String, i64)>> {
-        let sql = "SELECT year, name, delta_fen FROM accumulator_deltas \
-                   WHERE setl_id = $1 AND sign = 1 ORDER BY name";
-        Ok(dispatch!(self, pool => {
-            sqlx::query(sql).bind(setl_id).fetch_all(pool).await?.iter()
-                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
-                .collect::<Result<Vec<_>>>()?
-        }))
+    /// The accumulator changes settlement `setl_id` of `psn_no` wrote (its `sign` 1 row): per
+    /// year, (name, fen) in name order. Errors: storage; `Corrupt` for a malformed change row.
+    pub(crate) async fn settlement_changes(
+        &self,
+        psn_no: &str,
+        setl_id: &str,
+    ) -> Result<Vec<(i64, Vec<(String, i64)>)>> {
+        // psn_no leads the primary key: an index probe, not a scan of every change.
+        let sql = "SELECT year, deltas FROM accumulator_changes \
+                   WHERE psn_no = $1 AND setl_id = $2 AND sign = 1 ORDER BY year";
+        let rows: Vec<(i64, String)> = dispatch!(self, pool => {
+            sqlx::query_as(sql).bind(psn_no).bind(setl_id).fetch_all(pool).await?
+        });
+        rows.into_iter()
+            .map(|(year, deltas)| {
+                let mut sums = BTreeMap::new();
+                add_changes(&mut sums, &deltas)?;
+                Ok((year, sums.into_iter().collect()))
+            })
+            .collect()
     }
 
     /// Count of settlement rows made by `msgid` (the crash test's "settled exactly once").

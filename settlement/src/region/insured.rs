@@ -17,7 +17,7 @@ use crate::ids::{AccountCode, Admdvs, FundPayType};
 use crate::medical::Medical;
 use crate::medical::ids::{format_date, format_time, now_ms, posting_id_of, record_id};
 use crate::medical::rows::{Attachment, Row};
-use crate::medical::settle::{ADMISSIONS, accumulators_of, classified_of, delta_row};
+use crate::medical::settle::{ADMISSIONS, accumulators_of, changes_row, classified_of};
 use crate::medical::store::StoredFeeLine;
 use crate::nhsa::ApiError;
 use crate::nhsa::output::{SetlContext, SettleOutput};
@@ -249,16 +249,7 @@ pub async fn split(node: &Node, med: &Medical, req: SplitRequest) -> Result<Deci
     if req.inpatient {
         deltas.push((ADMISSIONS.to_owned(), 1));
     }
-    for (name, delta) in &deltas {
-        rows.push(delta_row(
-            &req.psn_no,
-            year,
-            &setl_id,
-            1,
-            name.clone(),
-            *delta,
-        ));
-    }
+    rows.extend(changes_row(&req.psn_no, year, &setl_id, 1, &deltas)?);
     if legs.is_empty() {
         // Nothing owed (all cash): the decision alone.
         db::write_rows(med.ledger(), rows).await.map_err(internal)?;
@@ -394,14 +385,15 @@ pub async fn reverse(
             },
         ));
     }
-    for (year, name, delta) in med
+    for (year, deltas) in med
         .ledger()
         .store()
-        .settlement_deltas(&setl_id)
+        .settlement_changes(&psn_no, &setl_id)
         .await
         .map_err(internal)?
     {
-        rows.push(delta_row(&psn_no, year, &setl_id, -1, name, -delta));
+        let negated: Vec<(String, i64)> = deltas.into_iter().map(|(n, d)| (n, -d)).collect();
+        rows.extend(changes_row(&psn_no, year, &setl_id, -1, &negated)?);
     }
     let original_id = posting_id_of(&format!("{}#{}#S", req.msgid, req.origin));
     let original = med.ledger().posting(original_id).await.map_err(internal)?;

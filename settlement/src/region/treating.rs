@@ -336,8 +336,13 @@ async fn commit_local(
         ],
     });
     let output_json = raw(figures.output.clone())?;
-    let message =
-        crate::medical::message_row(bill.env, "L", Some(posting_id), bill.psn_no, &output_json);
+    let message = crate::medical::message_row(
+        bill.env,
+        "L",
+        Some(posting_id),
+        bill.psn_no,
+        crate::medical::StoredReply::SettlementOutput,
+    );
     let posting = Posting {
         id: posting_id,
         admdvs: me,

@@ -156,7 +156,7 @@ impl Harness {
             "fee_cancels",
             "settlements",
             "settlement_cancels",
-            "accumulator_deltas",
+            "accumulator_changes",
         ];
         let mut out = Vec::new();
         for table in tables {
