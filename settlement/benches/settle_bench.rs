@@ -12,7 +12,10 @@
 //! 2204+2207 pair and of 2207 alone (client-side, closed loop: coordinated omission understates
 //! the tail). Client and server share the machine's cores; the clients run on one thread of their
 //! own (a current-thread runtime), so the load generator takes at most one core's share. The load
-//! average is printed before the clients start and after the timed phase.
+//! average is printed before the clients start and after the timed phase, and the CPU the timed
+//! phase cost per settlement (Linux `/proc`): this process (service + clients), the local
+//! PostgreSQL server's processes, and how idle the machine stayed. Those figures move much less
+//! from run to run than settlements/s on a shared machine, so compare changes by them.
 #![allow(
     clippy::print_stdout,
     clippy::unwrap_used,
@@ -20,6 +23,10 @@
     clippy::panic,
     missing_docs
 )]
+
+/// The service binary's allocator (src/bin/settlement.rs), so the figures are the service's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -216,7 +223,7 @@ async fn run(db: &str, args: &Args) {
     );
     // The simulated HIS clients run on ONE thread of their own (a current-thread runtime), so the
     // load generator takes at most one core's share and the server's runtime keeps its workers.
-    let (mut pair, mut settle, elapsed) = tokio::task::spawn_blocking(move || {
+    let (mut pair, mut settle, elapsed, cpu) = tokio::task::spawn_blocking(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -250,6 +257,16 @@ async fn run(db: &str, args: &Args) {
         percentile(&settle, 999),
         percentile(&settle, 1_000)
     );
+    if let Some(cpu) = cpu {
+        let per = |ticks: u64| ticks as f64 * 1e6 / cpu.hz / pair.len().max(1) as f64;
+        println!(
+            "[{db}] CPU per settlement µs: this process (service + clients) {:.0}, PostgreSQL \
+             processes {:.0}; machine idle {:.0} % of the timed phase",
+            per(cpu.process),
+            per(cpu.postgres),
+            100.0 * cpu.idle as f64 / cpu.total.max(1) as f64
+        );
+    }
     server.abort();
     let report = ledger.verify().await.unwrap();
     assert!(report.is_consistent(), "{:?}", report.problems);
@@ -267,12 +284,12 @@ async fn run(db: &str, args: &Args) {
 }
 
 /// Runs the clients: registers the visits (untimed), then 2204 + 2207 per visit (timed).
-/// Returns the pair and 2207 latencies and the timed phase's seconds.
+/// Returns the pair and 2207 latencies, the timed phase's seconds and the CPU it cost.
 async fn drive(
     url: String,
     people: Arc<Vec<(String, String, String)>>,
     clients: usize,
-) -> (Vec<Duration>, Vec<Duration>, f64) {
+) -> (Vec<Duration>, Vec<Duration>, f64, Option<CpuTicks>) {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()
@@ -311,6 +328,7 @@ async fn drive(
     }
 
     // Timed: 2204 + 2207 per visit.
+    let cpu_before = CpuTicks::now();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for mine in visits {
@@ -344,7 +362,76 @@ async fn drive(
         pair.extend(p);
         settle.extend(s);
     }
-    (pair, settle, started.elapsed().as_secs_f64())
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_before
+        .zip(CpuTicks::now())
+        .map(|(before, after)| after.since(&before));
+    (pair, settle, elapsed, cpu)
+}
+
+/// CPU clock ticks from Linux `/proc`: this process, every process named `postgres`, and the
+/// machine's idle (idle + iowait) and total.
+#[derive(Debug, Clone, Copy)]
+struct CpuTicks {
+    hz: f64,
+    process: u64,
+    postgres: u64,
+    idle: u64,
+    total: u64,
+}
+
+impl CpuTicks {
+    /// Now; `None` where `/proc` is not Linux's.
+    fn now() -> Option<CpuTicks> {
+        // utime + stime: fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends
+        // the command name (which may contain spaces).
+        fn process_ticks(stat: &str) -> Option<u64> {
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        }
+        let process = process_ticks(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
+        let mut postgres = 0;
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let path = entry.path();
+            let is_postgres = std::fs::read_to_string(path.join("comm"))
+                .is_ok_and(|comm| comm.trim_end() == "postgres");
+            if is_postgres
+                && let Some(ticks) = std::fs::read_to_string(path.join("stat"))
+                    .ok()
+                    .and_then(|stat| process_ticks(&stat))
+            {
+                postgres += ticks;
+            }
+        }
+        let machine = std::fs::read_to_string("/proc/stat").ok()?;
+        let cpu: Vec<u64> = machine
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|field| field.parse().ok())
+            .collect();
+        Some(CpuTicks {
+            // USER_HZ: 100 on every Linux architecture this runs on (sysconf(_SC_CLK_TCK)).
+            hz: 100.0,
+            process,
+            postgres,
+            idle: cpu.get(3)? + cpu.get(4)?,
+            total: cpu.iter().take(8).sum(),
+        })
+    }
+
+    /// The ticks spent between `before` and `self`.
+    fn since(&self, before: &CpuTicks) -> CpuTicks {
+        CpuTicks {
+            hz: self.hz,
+            process: self.process.saturating_sub(before.process),
+            postgres: self.postgres.saturating_sub(before.postgres),
+            idle: self.idle.saturating_sub(before.idle),
+            total: self.total.saturating_sub(before.total),
+        }
+    }
 }
 
 /// `/proc/loadavg`'s three load averages (the machine is shared: say how busy it was).
