@@ -37,7 +37,8 @@ pub struct WriterOptions {
     /// Most postings waiting in the queue; submitters wait (back-pressure) when it is full.
     pub queue_postings_max: usize,
     /// How often a batch is retried after a conflict with another process (unique violation on a
-    /// posting id or reversal, deadlock, serialization failure, SQLite busy).
+    /// posting id or reversal, deadlock, serialization failure, SQLite busy) or a lost database
+    /// connection (`retryable`).
     pub batch_retries_max: u32,
 }
 
@@ -117,9 +118,10 @@ async fn run(
 }
 
 /// Conflicts that a retry of the whole batch resolves, and a connection lost before or during
-/// the batch (the pool does not ping connections before use, store::open_postgres). A retry is
-/// safe even when the lost connection's commit went through: the retried batch finds its posting
-/// ids and msgids recorded and replays their outcomes.
+/// the batch (I/O errors; PostgreSQL's connection-exception class 08 and the server shutting
+/// the session down, 57P01-57P03 and 57P05). A retry is safe even when the lost connection's
+/// commit went through: the retried batch finds its posting ids and msgids recorded and replays
+/// their outcomes (a medical message then answers from its stored outcome).
 fn retryable(error: &LedgerError) -> bool {
     let db = match error {
         LedgerError::Storage(sqlx::Error::Io(_)) => return true,
@@ -129,12 +131,14 @@ fn retryable(error: &LedgerError) -> bool {
     if db.is_unique_violation() {
         return true;
     }
+    let code = db.code();
+    let code = code.as_deref().unwrap_or_default();
+    if code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "57P05") {
+        return true;
+    }
     // PostgreSQL: 40001 serialization_failure, 40P01 deadlock_detected.
     // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED, 517 SQLITE_BUSY_SNAPSHOT, 261 SQLITE_BUSY_RECOVERY.
-    matches!(
-        db.code().as_deref(),
-        Some("40001" | "40P01" | "5" | "6" | "517" | "261")
-    )
+    matches!(code, "40001" | "40P01" | "5" | "6" | "517" | "261")
 }
 
 fn now_unix_ms() -> i64 {

@@ -419,3 +419,78 @@ async fn raw_execute(test: &TestDb, sql: &'static str) -> bool {
         }
     }
 }
+
+/// PostgreSQL ends every session of the ledger (as a server restart or an operator's
+/// `pg_terminate_backend` would) between postings: the next postings still succeed, once the
+/// pool's connections are dead but recently used (the writer retries the batch on a new
+/// connection) and once they have sat idle (the pool pings them first and replaces them). The
+/// balances then equal the sum of the postings that succeeded.
+#[tokio::test]
+async fn postings_survive_the_server_ending_the_ledgers_sessions() {
+    use settlement::PgConnectOptions;
+    use sqlx::Connection;
+    use std::str::FromStr;
+
+    let test = TestDb::new(Db::Postgres).await;
+    let schema = test.pg_schema().unwrap().to_owned();
+    // The sessions are found by application name: nothing else in the shared database is hit.
+    let app_name = format!("ledger-ops-{schema}");
+    let connect = PgConnectOptions::from_str(&pg_url())
+        .unwrap()
+        .application_name(&app_name)
+        .options([("search_path", schema.as_str())]);
+    let ledger = settlement::Ledger::open_postgres(connect, LedgerOptions::default())
+        .await
+        .unwrap();
+    let bj = region_accounts(&ledger, region("110000")).await;
+    let bill = || {
+        posting(
+            bj.admdvs,
+            vec![
+                leg(bj.pooled, Side::Debit, 100_00),
+                leg(bj.cash, Side::Debit, 10_00),
+                leg(bj.institution, Side::Credit, 110_00),
+            ],
+        )
+    };
+    let mut admin = sqlx::PgConnection::connect(&pg_url()).await.unwrap();
+    let mut posted_hifp = 0;
+    for (round, idle) in [(0, false), (1, true)] {
+        ledger
+            .post(bill())
+            .await
+            .unwrap_or_else(|error| panic!("round {round}, before the sessions end: {error}"));
+        posted_hifp += 100_00;
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+        )
+        .bind(&app_name)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        assert!(
+            !ended.is_empty(),
+            "round {round}: the ledger had no session to end"
+        );
+        if idle {
+            tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+        }
+        ledger
+            .post(bill())
+            .await
+            .unwrap_or_else(|error| panic!("round {round}, after the sessions ended: {error}"));
+        posted_hifp += 100_00;
+    }
+    assert_eq!(
+        ledger.balance(bj.pooled).await.unwrap().debits_posted,
+        fen(posted_hifp)
+    );
+    assert_eq!(
+        ledger.balance(bj.institution).await.unwrap().credits_posted,
+        fen(posted_hifp / 100 * 110)
+    );
+    assert!(ledger.verify().await.unwrap().is_consistent());
+    admin.close().await.unwrap();
+    ledger.close().await;
+    test.drop_db().await;
+}

@@ -15,3 +15,10 @@ ALTER TABLE legs DROP CONSTRAINT legs_account_id_fkey;
 -- settlements.posting_id is derived from the message id (medical::ids::posting_id_of) and
 -- settlements.msgid is UNIQUE, so the second unique index only cost writes; nothing reads by it.
 ALTER TABLE settlements DROP CONSTRAINT settlements_posting_id_key;
+
+-- No schema change, noted here because 0003's comment on nhsa_messages.reply no longer holds for
+-- settlements: from this version a 2207/2304 message record keeps an EMPTY reply, the settlement
+-- output being stored once in settlements.setlinfo (same msgid); Store::message reads it through
+-- (medical::StoredReply). Rows written before keep their full reply and read as before. A process
+-- of an earlier version would answer a repeat of such a msgid with an error, so upgrade with the
+-- earlier version's processes stopped.

@@ -12,6 +12,11 @@ CREATE TABLE accumulator_changes (
     PRIMARY KEY (psn_no, year, setl_id, sign)
 );
 
+-- Upgrade with the processes of the previous version stopped: they write accumulator_deltas.
+-- The lock waits for any such write in flight to commit and keeps new ones out until the table
+-- is gone, so no row is left behind by the copy below.
+LOCK TABLE accumulator_deltas IN EXCLUSIVE MODE;
+
 INSERT INTO accumulator_changes (psn_no, year, setl_id, sign, deltas)
 SELECT psn_no, year, setl_id, sign, json_object_agg(name, delta_fen ORDER BY name)::text
 FROM accumulator_deltas

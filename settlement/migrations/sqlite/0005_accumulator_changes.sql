@@ -12,6 +12,8 @@ CREATE TABLE accumulator_changes (
     PRIMARY KEY (psn_no, year, setl_id, sign)
 );
 
+-- Upgrade with the processes of the previous version stopped (SQLite's writers exclude each
+-- other, so none can write between the copy and the drop).
 INSERT INTO accumulator_changes (psn_no, year, setl_id, sign, deltas)
 SELECT psn_no, year, setl_id, sign, json_group_object(name, delta_fen)
 FROM (SELECT * FROM accumulator_deltas ORDER BY psn_no, year, setl_id, sign, name)

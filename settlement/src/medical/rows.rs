@@ -386,14 +386,15 @@ impl Column {
     }
 }
 
-/// PostgreSQL: the rows of every table in ONE statement of fixed text, each table an
+/// PostgreSQL: the rows of every table in ONE statement, each table an
 /// `INSERT ... SELECT * FROM UNNEST($n::type[], ...)` (one array per column), all but the last
-/// as data-modifying `WITH` parts. Its text depends only on which tables the batch touches, so
-/// the statement is prepared once per connection and reused by every batch, where a multi-row
-/// `VALUES` list is new text for every batch size; and a batch's medical rows cost one round
-/// trip whatever their tables. The parts run on one snapshot and foreign keys are checked at the
-/// end of the statement, which is all these append-only inserts need (no part reads another's
-/// rows).
+/// as data-modifying `WITH` parts. Its text depends only on which tables the batch touches (a
+/// few combinations: a settlement batch's message, settlement and accumulator rows, a fee upload
+/// batch's message and fee lines, ...; sqlx keeps 100 prepared statements per connection), not
+/// on the batch size as a multi-row `VALUES` list would; and a batch's medical rows cost one
+/// round trip whatever their tables. The parts run on one snapshot and foreign keys are checked
+/// at the end of the statement, which is all these append-only inserts need (no part reads
+/// another's rows).
 async fn insert_unnest(
     t: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     by_table: &BTreeMap<Table, Vec<&Row>>,

@@ -670,8 +670,12 @@ impl Medical {
         self.cache
             .forget(&settlement.psn_no, &settlement.mdtrt_id, None);
         self.cache.forget_balances(accounts);
-        posted.map_err(ledger_error)?;
-        Ok(output)
+        match posted {
+            Ok(_) => Ok(output),
+            // A repeat (this msgid committed by an earlier attempt whose answer was lost, e.g. a
+            // batch retried after its connection dropped at commit) gets the stored outcome.
+            Err(error) => self.stored_answer_or(env, ledger_error(error)).await,
+        }
     }
 
     /// The insured region's side of a split: each fund's payment and the personal account's,

@@ -57,6 +57,9 @@ pub(crate) use dispatch;
 /// How long an SQLite connection waits for the write lock before failing (ms). Account creation
 /// and the writer share the single SQLite writer slot.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
+/// A pooled PostgreSQL connection idle at least this long is pinged before it is handed out
+/// (`open_postgres`); under load connections come back within milliseconds and are not.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// Connection settings of a store.
 #[derive(Debug, Clone)]
@@ -109,10 +112,20 @@ impl Store {
             .max_connections(options.connections_max)
             // sqlx's default pings every connection it hands out: one more round trip per
             // group-commit batch, on the writer's serial path (settle_bench: ~0.3 ms of a ~4 ms
-            // batch on a loaded machine). A connection that died meanwhile fails its first
-            // statement instead; the ledger writer retries such a batch (writer::retryable),
-            // which is safe because a batch decides its idempotency inside its transaction.
+            // batch on a loaded machine). Only a connection that sat idle (where a server
+            // restart or an idle timeout can have closed it) is pinged; one that fails is
+            // dropped and another taken. One that dies while busy fails its statement; the
+            // ledger writer retries such a batch (writer::retryable), which is safe because a
+            // batch decides its idempotency inside its transaction.
             .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IF_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .acquire_timeout(Duration::from_millis(options.acquire_timeout_ms))
             .connect_with(connect)
             .await?;
