@@ -52,6 +52,24 @@ const INSERT_OLD: &str = "INSERT INTO accumulator_deltas \
 const SELECT_NEW: &str =
     "SELECT psn_no, year, setl_id, sign, deltas FROM accumulator_changes ORDER BY 1, 2, 3, 4";
 
+/// Inserts `OLD_ROWS` into `accumulator_deltas` on `$conn` (a SQLite or PostgreSQL connection).
+macro_rules! insert_old_rows {
+    ($conn:ident) => {
+        for (psn, year, setl, sign, name, fen) in OLD_ROWS {
+            sqlx::query(INSERT_OLD)
+                .bind(psn)
+                .bind(year)
+                .bind(setl)
+                .bind(sign)
+                .bind(name)
+                .bind(fen)
+                .execute(&mut $conn)
+                .await
+                .unwrap();
+        }
+    };
+}
+
 #[tokio::test]
 async fn accumulator_rows_survive_the_upgrade_to_one_row_per_settlement() {
     for db in BOTH {
@@ -67,18 +85,7 @@ async fn accumulator_rows_survive_the_upgrade_to_one_row_per_settlement() {
                     .run_to(BEFORE_CHANGES, &mut conn)
                     .await
                     .unwrap();
-                for (psn, year, setl, sign, name, fen) in OLD_ROWS {
-                    sqlx::query(INSERT_OLD)
-                        .bind(psn)
-                        .bind(year)
-                        .bind(setl)
-                        .bind(sign)
-                        .bind(name)
-                        .bind(fen)
-                        .execute(&mut conn)
-                        .await
-                        .unwrap();
-                }
+                insert_old_rows!(conn);
                 conn.close().await.unwrap();
             }
             Db::Postgres => {
@@ -87,18 +94,7 @@ async fn accumulator_rows_survive_the_upgrade_to_one_row_per_settlement() {
                     .run_to(BEFORE_CHANGES, &mut conn)
                     .await
                     .unwrap();
-                for (psn, year, setl, sign, name, fen) in OLD_ROWS {
-                    sqlx::query(INSERT_OLD)
-                        .bind(psn)
-                        .bind(year)
-                        .bind(setl)
-                        .bind(sign)
-                        .bind(name)
-                        .bind(fen)
-                        .execute(&mut conn)
-                        .await
-                        .unwrap();
-                }
+                insert_old_rows!(conn);
                 conn.close().await.unwrap();
             }
         }

@@ -533,7 +533,7 @@ impl Medical {
     }
 
     /// Posts the mirror of a settlement's posting, linked to it, with the cancellation row and
-    /// the negated accumulator deltas attached. `kind` 'C' cancellation, 'R' reversal.
+    /// its accumulator changes undone (a sign -1 row). `kind` 'C' cancellation, 'R' reversal.
     async fn reverse_settlement(
         &self,
         env: &Envelope,
@@ -636,13 +636,12 @@ impl Medical {
             .await
             .map_err(internal)?;
         for (year, deltas) in changes {
-            let negated: Vec<(String, i64)> = deltas.into_iter().map(|(n, d)| (n, -d)).collect();
             if_posted.extend(changes_row(
                 &settlement.psn_no,
                 year,
                 &settlement.setl_id,
                 -1,
-                &negated,
+                &deltas,
             )?);
         }
         let _region_window = match self.region.get() {
@@ -728,9 +727,9 @@ impl Medical {
 }
 
 /// The `accumulator_changes` row of settlement `setl_id` (`sign` 1) or of its cancellation
-/// (`sign` -1, `deltas` already negated): `deltas` are (accumulator name, signed fen), stored as
-/// one JSON object `{"name": fen, ...}` (a repeated name is summed). `None` when there is no
-/// change to record.
+/// (`sign` -1): `deltas` are the settlement's changes (accumulator name, fen), stored times
+/// `sign` as one JSON object `{"name": fen, ...}` (a repeated name is summed), so a cancellation
+/// row undoes its settlement's in the sums. `None` when there is no change to record.
 pub(crate) fn changes_row(
     psn_no: &str,
     year: i64,
@@ -744,8 +743,9 @@ pub(crate) fn changes_row(
     let mut object: BTreeMap<&str, i64> = BTreeMap::new();
     for (name, delta) in deltas {
         let sum = object.entry(name.as_str()).or_default();
-        *sum = sum
-            .checked_add(*delta)
+        *sum = delta
+            .checked_mul(sign)
+            .and_then(|signed| sum.checked_add(signed))
             .ok_or_else(|| internal("accumulator change overflows"))?;
     }
     Ok(Some(Row {

@@ -392,8 +392,7 @@ pub async fn reverse(
         .await
         .map_err(internal)?
     {
-        let negated: Vec<(String, i64)> = deltas.into_iter().map(|(n, d)| (n, -d)).collect();
-        rows.extend(changes_row(&psn_no, year, &setl_id, -1, &negated)?);
+        rows.extend(changes_row(&psn_no, year, &setl_id, -1, &deltas)?);
     }
     let original_id = posting_id_of(&format!("{}#{}#S", req.msgid, req.origin));
     let original = med.ledger().posting(original_id).await.map_err(internal)?;
