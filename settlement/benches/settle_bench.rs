@@ -258,7 +258,7 @@ async fn run(db: &str, args: &Args) {
         percentile(&settle, 1_000)
     );
     if let Some(cpu) = cpu {
-        let per = |ticks: u64| ticks as f64 * 1e6 / cpu.hz / pair.len().max(1) as f64;
+        let per = |ticks: u64| ticks as f64 * 1e6 / USER_HZ / pair.len().max(1) as f64;
         println!(
             "[{db}] CPU per settlement µs: this process (service + clients) {:.0}, PostgreSQL \
              processes {:.0}; machine idle {:.0} % of the timed phase",
@@ -369,11 +369,14 @@ async fn drive(
     (pair, settle, elapsed, cpu)
 }
 
+/// The unit of `/proc`'s CPU times: USER_HZ, 100 on every Linux architecture this runs on
+/// (`sysconf(_SC_CLK_TCK)`).
+const USER_HZ: f64 = 100.0;
+
 /// CPU clock ticks from Linux `/proc`: this process, every process named `postgres`, and the
 /// machine's idle (idle + iowait) and total.
 #[derive(Debug, Clone, Copy)]
 struct CpuTicks {
-    hz: f64,
     process: u64,
     postgres: u64,
     idle: u64,
@@ -413,8 +416,6 @@ impl CpuTicks {
             .filter_map(|field| field.parse().ok())
             .collect();
         Some(CpuTicks {
-            // USER_HZ: 100 on every Linux architecture this runs on (sysconf(_SC_CLK_TCK)).
-            hz: 100.0,
             process,
             postgres,
             idle: cpu.get(3)? + cpu.get(4)?,
@@ -425,7 +426,6 @@ impl CpuTicks {
     /// The ticks spent between `before` and `self`.
     fn since(&self, before: &CpuTicks) -> CpuTicks {
         CpuTicks {
-            hz: self.hz,
             process: self.process.saturating_sub(before.process),
             postgres: self.postgres.saturating_sub(before.postgres),
             idle: self.idle.saturating_sub(before.idle),
