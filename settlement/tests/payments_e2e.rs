@@ -12,7 +12,6 @@
 
 mod payments_support;
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,22 +25,6 @@ use terminal_agent::reader::{BackendFactory, CardBackend, Readers, ReadersConfig
 const READER: &str = "Virtual PCD 00 01";
 const VPCD_PORT: u16 = 35964;
 static SLOT: Mutex<()> = Mutex::new(());
-
-/// `ssc-vcard`, built once into this test's target dir.
-fn vcard_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
-    let target_dir = profile_dir.parent().unwrap().to_owned();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "-p", "card-core", "--bin", "ssc-vcard"])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .current_dir(workspace())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    profile_dir.join("ssc-vcard")
-}
 
 struct Card(Child);
 
@@ -78,7 +61,7 @@ fn wait_card(present: bool) {
 
 fn insert(image: &str) -> Card {
     wait_card(false);
-    let child = Command::new(vcard_binary())
+    let child = Command::new(payments_support::workspace_binary("ssc-vcard"))
         .args([
             "--image",
             workspace()

@@ -16,7 +16,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -38,25 +38,6 @@ const CHALLENGE_TTL_MS: u64 = 1_500;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
-}
-
-fn settlement_binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
-        let target_dir = profile_dir.parent().unwrap().to_owned();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "settlement", "--bin", "settlement"])
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("running cargo build for settlement");
-        assert!(status.success(), "building settlement failed");
-        profile_dir.join("settlement")
-    })
-    .clone()
 }
 
 struct Node {
@@ -99,7 +80,7 @@ fn prepare_hsm(dir: &Path, lmk_file: &Path) {
 }
 
 async fn start_node(data: &Path) -> Node {
-    let status = Command::new(settlement_binary())
+    let status = Command::new(common::workspace_binary("settlement"))
         .arg("import-persons")
         .arg(fixtures().join("persons/cards.csv"))
         .arg("--data")
@@ -118,7 +99,7 @@ async fn start_node(data: &Path) -> Node {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(settlement_binary())
+    let child = Command::new(common::workspace_binary("settlement"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data")
         .arg(data)

@@ -22,7 +22,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -50,26 +49,6 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
 }
 
-/// `settlement`, built once into this test's target dir.
-fn settlement_binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
-        let target_dir = profile_dir.parent().unwrap().to_owned();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "settlement", "--bin", "settlement"])
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("running cargo build for settlement");
-        assert!(status.success(), "building settlement failed");
-        profile_dir.join("settlement")
-    })
-    .clone()
-}
-
 /// A running `settlement serve`; killed when dropped.
 struct Switch {
     child: Child,
@@ -84,7 +63,7 @@ impl Drop for Switch {
 }
 
 async fn start_switch(data: &Path) -> Switch {
-    let status = Command::new(settlement_binary())
+    let status = Command::new(common::workspace_binary("settlement"))
         .arg("import-persons")
         .arg(fixtures().join("persons/cards.csv"))
         .arg("--data")
@@ -99,7 +78,7 @@ async fn start_switch(data: &Path) -> Switch {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(settlement_binary())
+    let child = Command::new(common::workspace_binary("settlement"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data")
         .arg(data)

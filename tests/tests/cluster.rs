@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod demo_oracle;
+mod workspace_build;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -18,31 +19,13 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use demo_oracle::{first_settlement, shanghai_today};
+use workspace_build::ensure_binaries;
 
 /// The person (fixture card beijing-2g, insured in 110000) and the hospital (天津 level 3).
 const PERSON: &str = "11000000000000000001";
 const HOSPITAL: &str = "H12010100001";
 const TREATING_AREA: &str = "120000";
 const INSURED_AREA: &str = "110000";
-
-/// Builds the binaries `ssc-demo cluster` starts, beside it.
-fn ensure_binaries() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--locked",
-            "-p",
-            "settlement",
-            "--bin",
-            "settlement",
-            "--bin",
-            "settlement-directory",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success(), "building the settlement binaries");
-}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod demo_oracle;
+mod workspace_build;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -18,32 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use demo_oracle::{Oracle, shanghai_today};
-
-/// The binaries ssc-demo starts (package, binary).
-const PLATFORM_BINARIES: [(&str, &str); 6] = [
-    ("hsm", "hsm"),
-    ("settlement", "settlement"),
-    ("settlement", "settlement-directory"),
-    ("settlement", "payment-switch"),
-    ("terminal-agent", "terminal-agent"),
-    ("card-core", "ssc-vcard"),
-];
-
-/// Builds the platform's binaries beside ssc-demo (a no-op when they are fresh; `cargo test -p
-/// ssc-tests` alone would not build them).
-fn ensure_binaries() {
-    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    command.args(["build", "--locked", "--bins"]);
-    let mut packages: Vec<&str> = PLATFORM_BINARIES.iter().map(|(p, _)| *p).collect();
-    packages.dedup();
-    for package in packages {
-        command.args(["-p", package]);
-    }
-    assert!(
-        command.status().unwrap().success(),
-        "building the platform's binaries"
-    );
-}
+use workspace_build::ensure_binaries;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

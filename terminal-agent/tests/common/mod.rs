@@ -69,27 +69,38 @@ pub fn historical_hex(t: &toml::Table) -> String {
     hex::encode_upper(&atr[atr.len() - k..])
 }
 
-/// Path of `ssc-vcard`, built once per test process (honours the running test's target dir).
-pub fn vcard_binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
+/// Path of a workspace binary (`ssc-vcard`, `settlement`, `payment-switch`…) from the
+/// workspace's own test build: runs `cargo test --workspace --locked --no-run` once per test
+/// process, into the running test's target dir. Under `scripts/check`, which ran exactly that
+/// build, it is a no-op; under `cargo test -p terminal-agent` it builds the workspace's tests once.
+///
+/// Not `cargo build -p X --bin Y`: that resolves features without the workspace's
+/// dev-dependencies, so it compiled a second copy of most crates and overwrote the binaries the
+/// test build had left (a CI run ran out of disk on it).
+pub fn workspace_binary(bin: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let profile_dir = BUILT.get_or_init(|| {
         let exe = std::env::current_exe().unwrap();
-        // <target>/<profile>/deps/<test>: the binary goes to <target>/<profile>/ssc-vcard.
+        // <target>/<profile>/deps/<test>: binaries are in <target>/<profile>/.
         let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
         let target_dir = profile_dir.parent().unwrap().to_owned();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "card-core", "--bin", "ssc-vcard"])
+        let status = cargo_command()
+            .args(["test", "--workspace", "--locked", "--no-run"])
             .env("CARGO_TARGET_DIR", &target_dir)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
-            .expect("running cargo build for ssc-vcard");
-        assert!(status.success(), "building ssc-vcard failed");
-        let bin = profile_dir.join("ssc-vcard");
-        assert!(bin.exists(), "{} missing after the build", bin.display());
-        bin
-    })
-    .clone()
+            .expect("running cargo test --no-run");
+        assert!(status.success(), "building the workspace's tests failed");
+        profile_dir
+    });
+    let path = profile_dir.join(bin);
+    assert!(path.exists(), "{} missing after the build", path.display());
+    path
+}
+
+/// Path of `ssc-vcard` ([`workspace_binary`]).
+pub fn vcard_binary() -> PathBuf {
+    workspace_binary("ssc-vcard")
 }
 
 /// A running `ssc-vcard`; killed when dropped.
@@ -328,4 +339,30 @@ pub fn reader_path(suffix: &str) -> String {
 
 pub fn exists(p: &Path) -> bool {
     p.exists()
+}
+
+/// `cargo`, without the variables cargo sets for a running test (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_*`, `OUT_DIR`…): build scripts such as ring's watch them (`rerun-if-env-changed`),
+/// so a cargo started with them would rebuild ring and everything above it (~2 minutes), and the
+/// next plain build would rebuild it back.
+fn cargo_command() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let set_for_tests = ["CARGO_PKG_", "CARGO_BIN_", "CARGO_MANIFEST_"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+            || matches!(
+                name,
+                "CARGO_CRATE_NAME"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "OUT_DIR"
+            );
+        if set_for_tests {
+            command.env_remove(name);
+        }
+    }
+    command
 }

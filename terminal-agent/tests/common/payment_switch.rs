@@ -77,22 +77,6 @@ impl Drop for BankSim {
     }
 }
 
-/// A workspace binary, built once per test process into this test's target directory.
-pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
-    let target_dir = profile_dir.parent().unwrap().to_owned();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "-p", package, "--bin", bin])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("running cargo build");
-    assert!(status.success(), "building {bin} failed");
-    profile_dir.join(bin)
-}
-
 fn import(hsm: &mut hsm::ops::Hsm, alias: &str, usage: KeyUsage, mode: ModeOfUse, key_hex: &str) {
     let header = KeyHeader {
         alias: alias.into(),
@@ -175,7 +159,7 @@ impl PaymentSwitch {
         let port = super::agent_process::free_port();
         let db = dir.join("ledger.db");
         let log = dir.join("payment-switch.log");
-        let child = Command::new(workspace_binary("settlement", "payment-switch"))
+        let child = Command::new(super::workspace_binary("payment-switch"))
             .arg("--routing")
             .arg(&routing_file)
             .arg("--db")
