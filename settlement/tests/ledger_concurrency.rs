@@ -12,7 +12,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use settlement::{LedgerError, LedgerOptions, Rejection, Side};
+use settlement::{LedgerError, LedgerOptions, Link, Posting, Rejection, Side};
 
 const TASKS: usize = 300;
 const DEPOSIT_FEN: i64 = 100;
@@ -122,4 +122,87 @@ async fn two_writers_on_postgres_keep_exact_balances() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_writers_on_sqlite_keep_exact_balances() {
     two_writers_exact_balances(Db::Sqlite).await;
+}
+
+const PAIRS_AT_ONCE: usize = 64;
+const PAIR_ROUNDS: usize = 100;
+
+/// A reversal queued right behind its original (a client that gave up waiting and reverses at
+/// once) while the writers are busy: on PostgreSQL the two may land in different batches in
+/// flight at the same time, and the reversal must still find its original posted, as it would
+/// behind a single writer. Every reversal is posted, and every account ends where it started.
+async fn reversal_right_behind_its_original(db: Db) {
+    let test = TestDb::new(db).await;
+    let ledger = Arc::new(test.open(LedgerOptions::default()).await);
+    let bj = region_accounts(&ledger, region("110000")).await;
+    for _ in 0..PAIR_ROUNDS {
+        let mut pairs = Vec::new();
+        for n in 0..PAIRS_AT_ONCE {
+            let ledger = ledger.clone();
+            let amount = i64::try_from(n).unwrap() + 1;
+            pairs.push(tokio::spawn(async move {
+                let original = posting(
+                    bj.admdvs,
+                    vec![
+                        leg(bj.pooled, Side::Debit, amount),
+                        leg(bj.institution, Side::Credit, amount),
+                    ],
+                );
+                let reversal = Posting {
+                    id: next_id(),
+                    admdvs: bj.admdvs,
+                    legs: vec![
+                        leg(bj.pooled, Side::Credit, amount),
+                        leg(bj.institution, Side::Debit, amount),
+                    ],
+                    link: Some(Link::Reverses(original.id)),
+                };
+                let mut first = Box::pin(ledger.post(original));
+                // One poll queues the original (the queue has room); its answer is not awaited.
+                let early = tokio::select! {
+                    biased;
+                    answer = &mut first => Some(answer),
+                    () = std::future::ready(()) => None,
+                };
+                let second = ledger.post(reversal).await;
+                let first = match early {
+                    Some(answer) => answer,
+                    None => first.await,
+                };
+                (first, second)
+            }));
+        }
+        for pair in pairs {
+            let (first, second) = pair.await.unwrap();
+            first.unwrap();
+            second.unwrap_or_else(|error| panic!("{db:?}: reversal refused: {error:?}"));
+        }
+    }
+    let pooled = ledger.balance(bj.pooled).await.unwrap();
+    let institution = ledger.balance(bj.institution).await.unwrap();
+    // Σ 1..=64 fen per round, each posted and reversed.
+    let per_round = i64::try_from(PAIRS_AT_ONCE * (PAIRS_AT_ONCE + 1) / 2).unwrap();
+    let total = per_round * i64::try_from(PAIR_ROUNDS).unwrap();
+    assert_eq!(
+        (pooled.debits_posted.fen(), pooled.credits_posted.fen()),
+        (total, total)
+    );
+    assert_eq!(
+        (institution.debits_posted.fen(), institution.credits_posted.fen()),
+        (total, total)
+    );
+    let report = ledger.verify().await.unwrap();
+    assert!(report.is_consistent(), "{db:?}: {:?}", report.problems);
+    Arc::into_inner(ledger).unwrap().close().await;
+    test.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reversal_behind_its_original_in_flight_is_posted_on_postgres() {
+    reversal_right_behind_its_original(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reversal_behind_its_original_in_flight_is_posted_on_sqlite() {
+    reversal_right_behind_its_original(Db::Sqlite).await;
 }
