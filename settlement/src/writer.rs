@@ -7,9 +7,12 @@
 //! throughput past the ~1-3k/s ceiling of one transaction per settlement (limits.md "What this
 //! means" 1-2) and writes the hot pooled-fund row once per batch.
 //!
-//! On PostgreSQL `ledger_writers` (default 2) batches are in flight at once: while one commits,
-//! the next loads, decides and writes; they wait for each other only on the hot rows, which a
-//! batch locks in its last statement (`store::batch`). Order is kept where it matters: a batch
+//! On PostgreSQL `ledger_writers` batches may be in flight at once: while one commits, the next
+//! loads, decides and writes; they wait for each other only on the hot rows, which a batch locks
+//! in its last statement (`store::batch`). The default is one: on the 2-core reference machine,
+//! where the service and PostgreSQL share the cores, two writers made batches smaller and cost
+//! 13-15 % of settle_bench's throughput (interleaved runs, ARCHITECTURE "hot account"); a host
+//! with cores to spare may raise it. Order is kept where it matters: a batch
 //! that holds a posting linked to (reversing, correcting) or repeating a posting of a batch still
 //! in flight waits for that batch to end first, so it sees the target committed exactly as a
 //! single writer would have. Callers that need an order between unrelated postings wait for the
@@ -50,7 +53,8 @@ pub struct WriterOptions {
     /// posting id or reversal, deadlock, serialization failure, SQLite busy) or a lost database
     /// connection (`retryable`).
     pub batch_retries_max: u32,
-    /// Batches in flight at once on PostgreSQL (at least 1); SQLite always has one writer.
+    /// Batches in flight at once on PostgreSQL (at least 1; default 1, see the module docs);
+    /// SQLite always has one writer.
     pub ledger_writers: usize,
 }
 
@@ -60,7 +64,7 @@ impl Default for WriterOptions {
             batch_postings_max: 512,
             queue_postings_max: 8_192,
             batch_retries_max: 5,
-            ledger_writers: 2,
+            ledger_writers: 1,
         }
     }
 }
@@ -86,7 +90,14 @@ pub(crate) fn spawn(
         ended: Notify::new(),
     });
     let tasks: Vec<JoinHandle<()>> = (0..writers)
-        .map(|_| tokio::spawn(run(store.clone(), options, gate.clone(), Arc::clone(&shared))))
+        .map(|_| {
+            tokio::spawn(run(
+                store.clone(),
+                options,
+                gate.clone(),
+                Arc::clone(&shared),
+            ))
+        })
         .collect();
     let handle = tokio::spawn(async move {
         for task in tasks {

@@ -1,5 +1,6 @@
-//! Concurrency: many tokio tasks post through TWO ledgers (two pools and two writers, standing in
-//! for two processes) on the same database, then the balances must be exact.
+//! Concurrency: many tokio tasks post through TWO ledgers (two pools and two writers each on
+//! PostgreSQL, standing in for two processes) on the same database, then the balances must be
+//! exact.
 //!
 //! Expected values are computed in this file from the amounts the tasks submitted: a personal
 //! account holding 100 fen that receives 300 concurrent 1-fen debits must end with exactly 100
@@ -12,16 +13,27 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use settlement::{LedgerError, LedgerOptions, Link, Posting, Rejection, Side};
+use settlement::{LedgerError, LedgerOptions, Link, Posting, Rejection, Side, WriterOptions};
 
 const TASKS: usize = 300;
+
+/// Two group-commit batches in flight at once per ledger (one on SQLite, whatever is asked).
+fn two_writers() -> LedgerOptions {
+    LedgerOptions {
+        writer: WriterOptions {
+            ledger_writers: 2,
+            ..WriterOptions::default()
+        },
+        ..LedgerOptions::default()
+    }
+}
 const DEPOSIT_FEN: i64 = 100;
 const RACES: usize = 100;
 
 async fn two_writers_exact_balances(db: Db) {
     let test = TestDb::new(db).await;
-    let a = Arc::new(test.open(LedgerOptions::default()).await);
-    let b = Arc::new(test.open(LedgerOptions::default()).await);
+    let a = Arc::new(test.open(two_writers()).await);
+    let b = Arc::new(test.open(two_writers()).await);
     let bj = region_accounts(&a, region("110000")).await;
     let person = funded_person(&a, &bj, "P0001", DEPOSIT_FEN).await;
 
@@ -133,7 +145,7 @@ const PAIR_ROUNDS: usize = 100;
 /// behind a single writer. Every reversal is posted, and every account ends where it started.
 async fn reversal_right_behind_its_original(db: Db) {
     let test = TestDb::new(db).await;
-    let ledger = Arc::new(test.open(LedgerOptions::default()).await);
+    let ledger = Arc::new(test.open(two_writers()).await);
     let bj = region_accounts(&ledger, region("110000")).await;
     for _ in 0..PAIR_ROUNDS {
         let mut pairs = Vec::new();
@@ -188,7 +200,10 @@ async fn reversal_right_behind_its_original(db: Db) {
         (total, total)
     );
     assert_eq!(
-        (institution.debits_posted.fen(), institution.credits_posted.fen()),
+        (
+            institution.debits_posted.fen(),
+            institution.credits_posted.fen()
+        ),
         (total, total)
     );
     let report = ledger.verify().await.unwrap();
