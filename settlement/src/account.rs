@@ -78,14 +78,6 @@ impl AccountFlags {
         bits
     }
 
-    /// True if either balance condition holds for the account (a personal account): the group
-    /// writer then locks its row before deciding. An account with none (a fund, a receivable, a
-    /// clearing account: the hot rows) is only added to, at the end of the batch
-    /// (`store::batch`).
-    pub fn has_condition(self) -> bool {
-        self.debits_must_not_exceed_credits || self.credits_must_not_exceed_debits
-    }
-
     /// From the stored bit set (unknown bits are ignored).
     pub fn from_bits(bits: i32) -> AccountFlags {
         AccountFlags {

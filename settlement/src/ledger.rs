@@ -40,8 +40,7 @@ pub struct LedgerOptions {
 /// A double-entry ledger over one database (SQLite file or PostgreSQL), with its writer task.
 ///
 /// Several `Ledger`s (in one or several processes) may share one PostgreSQL database; each has its
-/// own writer. Batches serialise on the personal-account rows they touch, and on the hot rows
-/// (pooled fund, receivables) only from their last statement to their commit (`store::batch`).
+/// own writer, and batches serialise on the account rows they touch.
 #[derive(Debug)]
 pub struct Ledger {
     store: Store,

@@ -1,10 +1,8 @@
 //! Deciding a group-commit batch in memory, against balances locked in the same transaction.
 //!
 //! Why in memory and not one savepoint per posting: the writer has already loaded (and on
-//! PostgreSQL locked with `FOR UPDATE`, in id order) every account with a balance condition that
-//! the batch touches, so the loaded balances are authoritative until commit. Accounts without a
-//! condition (the hot pooled-fund and receivable rows) need no balance to decide; they are planned
-//! from zero, and the batch adds its delta to them at the end. Checking each posting's balance conditions
+//! PostgreSQL locked with `FOR UPDATE`, in id order) every account the batch touches, so the
+//! loaded balances are authoritative until commit. Checking each posting's balance conditions
 //! against "loaded balance + deltas of the postings accepted before it in this batch" gives exactly
 //! the result of running the postings one by one, while a rejected posting simply contributes no
 //! delta and the others go on. Savepoints would cost a round trip per posting and write the hot
@@ -42,19 +40,16 @@ pub(crate) struct StoredPosting {
     pub posted_at_ms: i64,
 }
 
-/// An account row as loaded in the batch transaction. An account with a balance condition
-/// (`AccountFlags::has_condition`) is locked and carries its balances; one without carries zero
-/// balances, so what the plan leaves in `Plan::dirty` for it is the batch's delta, added to the
-/// row at the end (`store::batch`).
+/// An account row as loaded (and locked) in the batch transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct AccountState {
     /// Region.
     pub admdvs: Admdvs,
     /// Balance conditions.
     pub flags: AccountFlags,
-    /// `debits_posted` (the batch's base: 0 for an account without a condition).
+    /// `debits_posted`.
     pub debits: Fen,
-    /// `credits_posted` (the batch's base: 0 for an account without a condition).
+    /// `credits_posted`.
     pub credits: Fen,
 }
 
@@ -87,8 +82,7 @@ pub(crate) enum Decision {
 pub(crate) struct Plan {
     /// One decision per submission, in submission order.
     pub decisions: Vec<Decision>,
-    /// Accounts to write back, in id order: final balances of accounts with a condition, the
-    /// batch's deltas of the others.
+    /// Accounts to write back, in id order.
     pub dirty: BTreeMap<AccountId, AccountState>,
 }
 

@@ -1,6 +1,5 @@
-//! Concurrency: many tokio tasks post through TWO ledgers (two pools and two writers each on
-//! PostgreSQL, standing in for two processes) on the same database, then the balances must be
-//! exact.
+//! Concurrency: many tokio tasks post through TWO ledgers (two pools and two writers, standing in
+//! for two processes) on the same database, then the balances must be exact.
 //!
 //! Expected values are computed in this file from the amounts the tasks submitted: a personal
 //! account holding 100 fen that receives 300 concurrent 1-fen debits must end with exactly 100
@@ -13,27 +12,17 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use settlement::{LedgerError, LedgerOptions, Link, Posting, Rejection, Side, WriterOptions};
+use settlement::{LedgerError, LedgerOptions, Link, Posting, Rejection, Side};
 
 const TASKS: usize = 300;
 
-/// Two group-commit batches in flight at once per ledger (one on SQLite, whatever is asked).
-fn two_writers() -> LedgerOptions {
-    LedgerOptions {
-        writer: WriterOptions {
-            ledger_writers: 2,
-            ..WriterOptions::default()
-        },
-        ..LedgerOptions::default()
-    }
-}
 const DEPOSIT_FEN: i64 = 100;
 const RACES: usize = 100;
 
 async fn two_writers_exact_balances(db: Db) {
     let test = TestDb::new(db).await;
-    let a = Arc::new(test.open(two_writers()).await);
-    let b = Arc::new(test.open(two_writers()).await);
+    let a = Arc::new(test.open(LedgerOptions::default()).await);
+    let b = Arc::new(test.open(LedgerOptions::default()).await);
     let bj = region_accounts(&a, region("110000")).await;
     let person = funded_person(&a, &bj, "P0001", DEPOSIT_FEN).await;
 
@@ -140,12 +129,13 @@ const PAIRS_AT_ONCE: usize = 64;
 const PAIR_ROUNDS: usize = 100;
 
 /// A reversal queued right behind its original (a client that gave up waiting and reverses at
-/// once) while the writers are busy: on PostgreSQL the two may land in different batches in
-/// flight at the same time, and the reversal must still find its original posted, as it would
-/// behind a single writer. Every reversal is posted, and every account ends where it started.
+/// once) while the writer is busy: the two may land in different batches, and the reversal must
+/// still find its original posted (the writer keeps queue order; a pipelined writer that let a
+/// later batch decide before an earlier one committed failed this 4 runs of 4 on PostgreSQL with
+/// `LinkTargetUnknown`). Every reversal is posted, and every account ends where it started.
 async fn reversal_right_behind_its_original(db: Db) {
     let test = TestDb::new(db).await;
-    let ledger = Arc::new(test.open(two_writers()).await);
+    let ledger = Arc::new(test.open(LedgerOptions::default()).await);
     let bj = region_accounts(&ledger, region("110000")).await;
     for _ in 0..PAIR_ROUNDS {
         let mut pairs = Vec::new();

@@ -1,21 +1,13 @@
 //! One group-commit batch in one database transaction: load what the batch needs (locking the
-//! touched account rows that carry a balance condition, in id order), decide in memory
-//! (`plan::plan_batch`), write postings, legs and the medical rows, then one balance UPDATE for
-//! every touched account, commit once.
+//! touched account rows in id order), decide in memory (`plan::plan_batch`), write postings, legs
+//! and one balance UPDATE per touched account, commit once.
 //!
-//! The hot rows (the pooled fund, an institution's receivable: accounts without a balance
-//! condition) are not read for the decision: they are planned from zero and the final UPDATE adds
-//! the batch's delta to them, locking them (in id order) only from that statement to the commit.
-//! So on PostgreSQL several batches run at once (`writer`), each waiting for another only over
-//! that last stretch, instead of one batch holding the pooled fund from its first statement.
-//!
-//! Correct under writers in other processes: on PostgreSQL the conditioned account rows are
-//! locked with `SELECT ... ORDER BY id FOR UPDATE` first and the hot rows in id order last (every
-//! batch takes its locks in the order (conditioned by id, then hot by id), so two batches cannot
-//! deadlock on them), and the balances a decision reads are read after the lock is granted; on
-//! SQLite `BEGIN IMMEDIATE` makes the batch the only writer. A posting id or reversal committed by
-//! another batch between our read and our insert trips a unique index; the writer then retries
-//! the whole batch, which now sees the other commit and replays it.
+//! Correct under writers in other processes: on PostgreSQL the account rows are locked with
+//! `SELECT ... ORDER BY id FOR UPDATE` (a deterministic order, so two batches cannot deadlock on
+//! them) and their balances are read after the lock is granted; on SQLite `BEGIN IMMEDIATE` makes
+//! the batch the only writer. A posting id or reversal committed by another process between our
+//! read and our insert trips a unique index; the writer then retries the whole batch, which now
+//! sees the other commit and replays it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -137,6 +129,7 @@ async fn run_fresh(
         .collect();
     let seqs = insert_postings(tx, &new_items, posted_at_ms).await?;
     insert_legs(tx, &new_items, &seqs).await?;
+    update_balances(tx, &plan.dirty).await?;
 
     let mut rows: Vec<&MedicalRow> = Vec::new();
     for (attachment, decision) in attachments.iter().zip(&plan.decisions) {
@@ -150,8 +143,6 @@ async fn run_fresh(
     if !rows.is_empty() {
         insert_rows(tx, &rows).await?;
     }
-    // Last before the commit: it locks the hot rows (see the module docs).
-    update_balances(tx, &plan.dirty).await?;
 
     let mut answers: Vec<Result<Receipt, LedgerError>> = Vec::with_capacity(items.len());
     for (item, decision) in items.iter().zip(&plan.decisions) {
@@ -246,10 +237,7 @@ async fn existing_postings(
     Ok(found)
 }
 
-/// Loads the accounts `ids`: one with a balance condition with its balances, locked on
-/// PostgreSQL (`FOR UPDATE`, in id order); one without (a hot row) unlocked and with zero
-/// balances, the base its delta is planned from (`plan::AccountState`). Flags and region never
-/// change after an account is opened, so reading them unlocked is exact.
+/// Loads and (PostgreSQL) locks the account rows, in id order.
 async fn lock_accounts(
     tx: &mut Tx,
     ids: &BTreeSet<AccountId>,
@@ -260,56 +248,52 @@ async fn lock_accounts(
         let rows = sqlx::query(
             "SELECT a.id, a.admdvs, a.flags, a.debits_posted, a.credits_posted \
              FROM (SELECT DISTINCT UNNEST($1::int8[]) AS id ORDER BY 1) AS k CROSS JOIN LATERAL \
-             (SELECT * FROM accounts WHERE accounts.id = k.id AND accounts.flags <> 0 FOR UPDATE) \
-             AS a \
-             UNION ALL \
-             SELECT id, admdvs, flags, 0, 0 FROM accounts WHERE id = ANY($1) AND flags = 0",
+             (SELECT * FROM accounts WHERE accounts.id = k.id FOR UPDATE) AS a",
         )
         .bind(list)
         .fetch_all(&mut **t)
         .await?;
         for row in &rows {
-            let (id, state) = account_state(row)?;
-            found.insert(id, state);
+            let admdvs: i32 = row.try_get(1)?;
+            let state = AccountState {
+                admdvs: admdvs_of(admdvs)?,
+                flags: AccountFlags::from_bits(row.try_get(2)?),
+                debits: fen_of(row.try_get(3)?, "accounts.debits_posted")?,
+                credits: fen_of(row.try_get(4)?, "accounts.credits_posted")?,
+            };
+            found.insert(AccountId(row.try_get(0)?), state);
         }
         return Ok(found);
     }
     let ids: Vec<AccountId> = ids.iter().copied().collect();
+    let suffix = tx.lock_suffix();
+    // Chunks are in ascending id order too, so the global lock order stays ascending.
     for chunk in ids.chunks(ROWS_PER_STATEMENT_MAX) {
         let rows = dispatch!(tx, t => {
             let mut query = QueryBuilder::new(
-                "SELECT id, admdvs, flags, CASE WHEN flags = 0 THEN 0 ELSE debits_posted END, \
-                 CASE WHEN flags = 0 THEN 0 ELSE credits_posted END FROM accounts WHERE id IN (",
+                "SELECT id, admdvs, flags, debits_posted, credits_posted FROM accounts WHERE id IN (",
             );
             let mut list = query.separated(", ");
             for id in chunk {
                 list.push_bind(id.get());
             }
-            query.push(")");
+            query.push(") ORDER BY id");
+            query.push(suffix);
             let rows = query.build().fetch_all(&mut **t).await?;
-            rows.iter().map(account_state).collect::<Result<Vec<_>>>()?
+            rows.iter().map(|row| -> Result<(AccountId, AccountState)> {
+                let admdvs: i32 = row.try_get(1)?;
+                let state = AccountState {
+                    admdvs: admdvs_of(admdvs)?,
+                    flags: AccountFlags::from_bits(row.try_get(2)?),
+                    debits: fen_of(row.try_get(3)?, "accounts.debits_posted")?,
+                    credits: fen_of(row.try_get(4)?, "accounts.credits_posted")?,
+                };
+                Ok((AccountId(row.try_get(0)?), state))
+            }).collect::<Result<Vec<_>>>()?
         });
         found.extend(rows);
     }
     Ok(found)
-}
-
-/// One row of `lock_accounts`'s query: (id, admdvs, flags, debits, credits).
-fn account_state<R>(row: &R) -> Result<(AccountId, AccountState)>
-where
-    R: Row,
-    usize: sqlx::ColumnIndex<R>,
-    i32: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    let admdvs: i32 = row.try_get(1)?;
-    let state = AccountState {
-        admdvs: admdvs_of(admdvs)?,
-        flags: AccountFlags::from_bits(row.try_get(2)?),
-        debits: fen_of(row.try_get(3)?, "accounts.debits_posted")?,
-        credits: fen_of(row.try_get(4)?, "accounts.credits_posted")?,
-    };
-    Ok((AccountId(row.try_get(0)?), state))
 }
 
 /// Committed link targets: status, legs, and whether a posted reversal exists.
@@ -569,20 +553,14 @@ async fn insert_legs(
     Ok(())
 }
 
-/// Writes each touched account once: the final balances of an account with a condition (locked
-/// since `lock_accounts`), the batch's delta added to one without. On PostgreSQL the statement
-/// first locks every row in id order (the `FOR UPDATE` sub-select, evaluated before the rows are
-/// updated whatever the join plan), so the hot rows are held only from here to the commit.
+/// Writes each touched account's final balances once (the batch's aggregated delta).
 async fn update_balances(
     tx: &mut Tx,
     dirty: &std::collections::BTreeMap<AccountId, AccountState>,
 ) -> Result<()> {
-    let rows: Vec<(i64, i64, i64, bool)> = dirty
+    let rows: Vec<(i64, i64, i64)> = dirty
         .iter()
-        .map(|(id, state)| {
-            let delta = !state.flags.has_condition();
-            (id.get(), state.debits.fen(), state.credits.fen(), delta)
-        })
+        .map(|(id, state)| (id.get(), state.debits.fen(), state.credits.fen()))
         .collect();
     if rows.is_empty() {
         return Ok(());
@@ -591,20 +569,14 @@ async fn update_balances(
         let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
         let debits: Vec<i64> = rows.iter().map(|r| r.1).collect();
         let credits: Vec<i64> = rows.iter().map(|r| r.2).collect();
-        let deltas: Vec<bool> = rows.iter().map(|r| r.3).collect();
         let updated = sqlx::query(
-            "UPDATE accounts SET \
-             debits_posted = CASE WHEN v.delta THEN accounts.debits_posted + v.d ELSE v.d END, \
-             credits_posted = CASE WHEN v.delta THEN accounts.credits_posted + v.c ELSE v.c END \
-             FROM (SELECT u.* FROM (SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], \
-             $4::bool[]) AS w (id, d, c, delta) ORDER BY id) AS u CROSS JOIN LATERAL \
-             (SELECT 1 FROM accounts a WHERE a.id = u.id FOR UPDATE) AS l) AS v \
+            "UPDATE accounts SET debits_posted = v.d, credits_posted = v.c \
+             FROM UNNEST($1::int8[], $2::int8[], $3::int8[]) AS v (id, d, c) \
              WHERE accounts.id = v.id",
         )
         .bind(ids)
         .bind(debits)
         .bind(credits)
-        .bind(deltas)
         .execute(&mut **t)
         .await?
         .rows_affected();
@@ -615,17 +587,12 @@ async fn update_balances(
     }
     for chunk in rows.chunks(ROWS_PER_STATEMENT_MAX) {
         let updated = dispatch!(tx, t => {
-            let mut query = QueryBuilder::new("WITH v (id, d, c, delta) AS (");
+            let mut query = QueryBuilder::new("WITH v (id, d, c) AS (");
             query.push_values(chunk, |mut row, values| {
-                row.push_bind(values.0)
-                    .push_bind(values.1)
-                    .push_bind(values.2)
-                    .push_bind(values.3);
+                row.push_bind(values.0).push_bind(values.1).push_bind(values.2);
             });
             query.push(
-                ") UPDATE accounts SET \
-                 debits_posted = CASE WHEN v.delta THEN accounts.debits_posted + v.d ELSE v.d END, \
-                 credits_posted = CASE WHEN v.delta THEN accounts.credits_posted + v.c ELSE v.c END \
+                ") UPDATE accounts SET debits_posted = v.d, credits_posted = v.c \
                  FROM v WHERE accounts.id = v.id",
             );
             query.build().execute(&mut **t).await?.rows_affected()
