@@ -61,20 +61,22 @@ fn wait_card(present: bool) {
 
 fn insert(image: &str) -> Card {
     wait_card(false);
-    let child = Command::new(payments_support::workspace_binary("ssc-vcard"))
-        .args([
-            "--image",
-            workspace()
-                .join("fixtures/cards")
-                .join(image)
-                .to_str()
-                .unwrap(),
-        ])
-        .args(["--vpcd", &format!("127.0.0.1:{VPCD_PORT}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = Command::new(payments_support::workspace_build::workspace_binary(
+        "ssc-vcard",
+    ))
+    .args([
+        "--image",
+        workspace()
+            .join("fixtures/cards")
+            .join(image)
+            .to_str()
+            .unwrap(),
+    ])
+    .args(["--vpcd", &format!("127.0.0.1:{VPCD_PORT}")])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
     let card = Card(child);
     wait_card(true);
     card

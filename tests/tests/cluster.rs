@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod demo_oracle;
+#[path = "../support/workspace_build.rs"]
 mod workspace_build;
 
 use std::io::{BufRead, BufReader};
@@ -19,7 +20,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use demo_oracle::{first_settlement, shanghai_today};
-use workspace_build::ensure_binaries;
+use workspace_build::workspace_binary;
 
 /// The person (fixture card beijing-2g, insured in 110000) and the hospital (天津 level 3).
 const PERSON: &str = "11000000000000000001";
@@ -211,7 +212,8 @@ fn marked_processes(data: &Path) -> Vec<String> {
 }
 
 fn settle_one_cross_region_visit_through_the_cluster(extra: &[&str], label: &str) {
-    ensure_binaries();
+    // Every platform binary, built beside ssc-demo (which finds them there).
+    workspace_binary("ssc-demo");
     let root = root();
     let data = std::env::temp_dir().join(format!("ssc-cluster-{label}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);

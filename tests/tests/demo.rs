@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod demo_oracle;
+#[path = "../support/workspace_build.rs"]
 mod workspace_build;
 
 use std::collections::BTreeMap;
@@ -19,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use demo_oracle::{Oracle, shanghai_today};
-use workspace_build::ensure_binaries;
+use workspace_build::workspace_binary;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -51,7 +52,8 @@ fn section<'a>(stdout: &'a str, head: &str) -> Vec<&'a str> {
 
 #[test]
 fn the_days_summary_matches_an_independent_computation_from_the_fixtures() {
-    ensure_binaries();
+    // Every platform binary, built beside ssc-demo (which finds them there).
+    workspace_binary("ssc-demo");
     let root = root();
     let data = data_dir("day");
     let today = shanghai_today();
@@ -265,7 +267,8 @@ fn marked_processes(data: &Path) -> Vec<String> {
 
 #[test]
 fn ctrl_c_stops_every_process_the_demo_started() {
-    ensure_binaries();
+    // Every platform binary, built beside ssc-demo (which finds them there).
+    workspace_binary("ssc-demo");
     let data = data_dir("ctrlc");
     std::fs::create_dir_all(&data).unwrap();
     let data = data.canonicalize().unwrap();

@@ -14,10 +14,14 @@ pub mod http_relay;
 pub mod payment_switch;
 pub mod pcscd;
 pub mod relay;
+#[path = "../../../tests/support/workspace_build.rs"]
+pub mod workspace_build;
+
+pub use workspace_build::workspace_binary;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hsm::keystore::{Exportability, KeyAlgorithm, KeyHeader, KeyUsage, ModeOfUse};
@@ -67,35 +71,6 @@ pub fn historical_hex(t: &toml::Table) -> String {
     assert_eq!(atr[1] & 0x80, 0, "image ATR has TD1; adapt the test");
     let k = usize::from(atr[1] & 0x0F);
     hex::encode_upper(&atr[atr.len() - k..])
-}
-
-/// Path of a workspace binary (`ssc-vcard`, `settlement`, `payment-switch`…) from the
-/// workspace's own test build: runs `cargo test --workspace --locked --no-run` once per test
-/// process, into the running test's target dir. Under `scripts/check`, which ran exactly that
-/// build, it is a no-op; under `cargo test -p terminal-agent` it builds the workspace's tests once.
-///
-/// Not `cargo build -p X --bin Y`: that resolves features without the workspace's
-/// dev-dependencies, so it compiled a second copy of most crates and overwrote the binaries the
-/// test build had left (a CI run ran out of disk on it).
-pub fn workspace_binary(bin: &str) -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let profile_dir = BUILT.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        // <target>/<profile>/deps/<test>: binaries are in <target>/<profile>/.
-        let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
-        let target_dir = profile_dir.parent().unwrap().to_owned();
-        let status = cargo_command()
-            .args(["test", "--workspace", "--locked", "--no-run"])
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("running cargo test --no-run");
-        assert!(status.success(), "building the workspace's tests failed");
-        profile_dir
-    });
-    let path = profile_dir.join(bin);
-    assert!(path.exists(), "{} missing after the build", path.display());
-    path
 }
 
 /// Path of `ssc-vcard` ([`workspace_binary`]).
@@ -339,30 +314,4 @@ pub fn reader_path(suffix: &str) -> String {
 
 pub fn exists(p: &Path) -> bool {
     p.exists()
-}
-
-/// `cargo`, without the variables cargo sets for a running test (`CARGO_MANIFEST_DIR`,
-/// `CARGO_PKG_*`, `OUT_DIR`…): build scripts such as ring's watch them (`rerun-if-env-changed`),
-/// so a cargo started with them would rebuild ring and everything above it (~2 minutes), and the
-/// next plain build would rebuild it back.
-fn cargo_command() -> Command {
-    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    for (name, _) in std::env::vars_os() {
-        let Some(name) = name.to_str() else { continue };
-        let set_for_tests = ["CARGO_PKG_", "CARGO_BIN_", "CARGO_MANIFEST_"]
-            .iter()
-            .any(|prefix| name.starts_with(prefix))
-            || matches!(
-                name,
-                "CARGO_CRATE_NAME"
-                    | "CARGO_TARGET_TMPDIR"
-                    | "CARGO_PRIMARY_PACKAGE"
-                    | "CARGO_RUSTC_CURRENT_DIR"
-                    | "OUT_DIR"
-            );
-        if set_for_tests {
-            command.env_remove(name);
-        }
-    }
-    command
 }
