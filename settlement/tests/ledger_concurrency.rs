@@ -15,7 +15,6 @@ use common::*;
 use settlement::{LedgerError, LedgerOptions, Link, Posting, Rejection, Side};
 
 const TASKS: usize = 300;
-
 const DEPOSIT_FEN: i64 = 100;
 const RACES: usize = 100;
 
