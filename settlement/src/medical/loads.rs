@@ -129,14 +129,16 @@ async fn load_many(store: &Store, jobs: &[LoadJob]) -> Result<(Sums, HashMap<Acc
             let accounts: Vec<i64> = jobs.iter().map(|job| job.account.get()).collect();
             sqlx::query(
                 // Driven by the key arrays (one index probe per key, `keyed lookups` in
-                // store/mod.rs): its plan does not depend on the tables' statistics.
+                // store/mod.rs): its plan does not depend on the tables' statistics. The arrays
+                // are read through sub-selects so that the planner sees their length in no plan
+                // (`generic plans` in store/mod.rs): the cached generic plan is then used.
                 "SELECT k.psn_no, k.year, c.deltas, CAST(0 AS BIGINT) \
-                 FROM UNNEST($1::text[], $2::bigint[]) AS k (psn_no, year) \
+                 FROM UNNEST((SELECT $1::text[]), (SELECT $2::bigint[])) AS k (psn_no, year) \
                  CROSS JOIN LATERAL (SELECT d.deltas FROM accumulator_changes d \
                  WHERE d.psn_no = k.psn_no AND d.year = k.year OFFSET 0) AS c \
                  UNION ALL \
                  SELECT NULL, a.id, NULL, a.credits_posted - a.debits_posted \
-                 FROM UNNEST($3::bigint[]) AS i (id) \
+                 FROM UNNEST((SELECT $3::bigint[])) AS i (id) \
                  CROSS JOIN LATERAL (SELECT * FROM accounts WHERE accounts.id = i.id OFFSET 0) AS a",
             )
             .bind(psn)

@@ -14,6 +14,16 @@
 //! generic plan: the accumulator load took 4.4 ms a call on 50,000 rows, and 0.07 ms once
 //! driven by the key array (pg_stat_statements, settle_bench on PostgreSQL, 64 clients). The
 //! lateral form is a nested loop of one index probe per key whatever the statistics say.
+//!
+//! **Generic plans.** A prepared statement is planned again for its parameters (a custom plan)
+//! unless its cached generic plan costs no more than the custom plans so far (PostgreSQL docs,
+//! PREPARE, "plan_cache_mode"). `UNNEST($1)` of a bound array is costed at the array's length in a
+//! custom plan and at 10 elements in the generic one, so a statement that is usually bound short
+//! arrays (the money loader: 1-6 keys) never passes that test and was planned on every call:
+//! 0.22 ms of planning for 0.08 ms of execution, 11 % of PostgreSQL's CPU in settle_bench
+//! (pg_stat_statements `plans` = `calls`). Such a statement reads its arrays through sub-selects,
+//! `UNNEST((SELECT $1::text[]))`, which no plan can see into: both plans cost 10 elements, and
+//! the generic plan is kept.
 
 pub(crate) mod advisory;
 pub(crate) mod batch;
