@@ -226,7 +226,7 @@ async fn webhooks(db: Db) {
     tampered.body = text.replace("3150.00", "3150.01").into_bytes();
     assert!(!signature_valid(&public_key, &tampered).await);
     // The department holds no webhook.settlement: nothing for it. Further rounds send nothing
-    // again (the feed re-reads its lookback, the event id is already in the outbox).
+    // again (the feed's cursor moved past the settlement).
     for _ in 0..3 {
         h.platform.tick().await;
     }
@@ -343,4 +343,135 @@ async fn a_receiver_that_always_fails_ends_failed() {
     assert_eq!(rows.body["items"][0]["attempts"], 4);
     h.finish().await;
     server.abort();
+}
+
+/// The `settlement.done` feed on PostgreSQL, where processes sharing one database commit
+/// postings out of `seq` order: a posting drawn before a later one but committed after it (a
+/// batch of another process, simulated on a raw connection that holds the commit-order lock in
+/// shared mode as every ledger batch does) is not skipped. The feed round waits for it, then
+/// writes the events of both. And a ledger batch does take that lock: while it is held
+/// exclusively (what the feed does for a moment) a settlement waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_skips_no_posting_committed_out_of_seq_order_on_postgres() {
+    use settlement::Side;
+    use sqlx::{Connection, Row};
+    use std::str::FromStr;
+
+    let h = PartnerHarness::start(Db::Postgres).await;
+    let (bank, _) = h
+        .register(
+            "BANK-F",
+            "sm2",
+            SM2_PRIV,
+            &[(USE_MEDICAL, "webhook.settlement")],
+            None,
+        )
+        .await;
+    h.approve(&bank, None, None).await;
+    let schema = h.core.test.pg_schema().unwrap().to_owned();
+    let connect = sqlx::postgres::PgConnectOptions::from_str(&common::pg_url())
+        .unwrap()
+        .options([("search_path", schema.as_str())]);
+    let mut other = sqlx::PgConnection::connect_with(&connect).await.unwrap();
+    let mut feed_lock = sqlx::PgConnection::connect_with(&connect).await.unwrap();
+    const SHARED: &str =
+        "SELECT pg_advisory_xact_lock_shared(1397965617, hashtext(current_schema()))";
+    const EXCLUSIVE: &str = "SELECT pg_advisory_xact_lock(1397965617, hashtext(current_schema()))";
+
+    // "Another process's" batch draws a seq and stays open.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("BEGIN; {SHARED}")))
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let early: i64 = sqlx::query(
+        "INSERT INTO postings (id, admdvs, content_sha256, status, posted_at_ms) \
+         VALUES ($1, 110000, $2, 'P', 0) RETURNING seq",
+    )
+    .bind(vec![0xEE_u8; 16])
+    .bind(vec![0_u8; 32])
+    .fetch_one(&mut other)
+    .await
+    .unwrap()
+    .get(0);
+    sqlx::query(
+        "INSERT INTO settlements (setl_id, msgid, posting_id, mdtrt_id, psn_no, insutype, \
+         insuplc_admdvs, fixmedins_code, setl_date, medfee_sumamt_fen, fund_pay_sumamt_fen, \
+         acct_pay_fen, psn_cash_pay_fen, setlinfo) VALUES ('SETL-EARLY', 'MSGID-EARLY', $1, \
+         'MDTRT-EARLY', 'PSN-EARLY', '310', 110000, 'H11010500001', '2026-11-30', 100, 60, 0, 40, \
+         '{}')",
+    )
+    .bind(vec![0xEE_u8; 16])
+    .execute(&mut other)
+    .await
+    .unwrap();
+
+    // A settlement of this process draws a higher seq and commits first.
+    let setlinfo = settle_outpatient(&h.core).await;
+    let late = setlinfo["setl_id"].as_str().unwrap().to_owned();
+    let late_seq: i64 = sqlx::query(
+        "SELECT p.seq FROM settlements s JOIN postings p ON p.id = s.posting_id \
+         WHERE s.setl_id = $1",
+    )
+    .bind(&late)
+    .fetch_one(&mut feed_lock)
+    .await
+    .unwrap()
+    .get(0);
+    assert!(late_seq > early, "{late_seq} > {early}");
+
+    // The feed round waits for the open batch instead of moving its cursor past `early`.
+    let platform = h.platform.clone();
+    let round = tokio::spawn(async move { platform.run_settlement_feed().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !round.is_finished(),
+        "the feed read past a posting in flight"
+    );
+    sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
+    let added = round.await.unwrap();
+    assert_eq!(added, 2);
+    let mut events: Vec<String> =
+        sqlx::query_scalar("SELECT event_id FROM partner_webhooks ORDER BY event_id")
+            .fetch_all(&mut feed_lock)
+            .await
+            .unwrap();
+    events.sort();
+    let mut expected = vec![
+        format!("settlement.done-SETL-EARLY-{bank}"),
+        format!("settlement.done-{late}-{bank}"),
+    ];
+    expected.sort();
+    assert_eq!(events, expected);
+    // A further round adds nothing.
+    assert_eq!(h.platform.run_settlement_feed().await.unwrap(), 0);
+
+    // A ledger batch takes the lock: a settlement waits while it is held exclusively.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("BEGIN; {EXCLUSIVE}")))
+        .execute(&mut feed_lock)
+        .await
+        .unwrap();
+    let ledger = h.core.ledger.clone();
+    let accounts = common::region_accounts(&ledger, common::region("110000")).await;
+    let person = common::funded_person(&ledger, &accounts, "FEED-LOCK", 0).await;
+    let deposit = common::posting(
+        accounts.admdvs,
+        vec![
+            common::leg(accounts.personal_fund, Side::Debit, 100),
+            common::leg(person, Side::Credit, 100),
+        ],
+    );
+    let transfer = tokio::spawn(async move { ledger.post(deposit).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !transfer.is_finished(),
+        "a ledger batch ran past the commit-order lock"
+    );
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut feed_lock)
+        .await
+        .unwrap();
+    transfer.await.unwrap().unwrap();
+
+    drop((other, feed_lock));
+    h.finish().await;
 }

@@ -323,16 +323,20 @@ impl Store {
         Ok(row.map(settlement_of))
     }
 
-    /// Settlements whose posting's seq is above `after_seq`, in seq order, at most `limit`.
-    pub(crate) async fn partner_settlements_after(
+    /// Settlements whose posting's seq is above `after_seq` and at most `up_to_seq`, in seq order,
+    /// at most `limit`.
+    pub(crate) async fn partner_settlements_between(
         &self,
         after_seq: i64,
+        up_to_seq: i64,
         limit: i64,
     ) -> Result<Vec<SettlementRow>> {
-        let sql = format!("{SETTLEMENT_SELECT} WHERE p.seq > $1 ORDER BY p.seq LIMIT $2");
+        let sql =
+            format!("{SETTLEMENT_SELECT} WHERE p.seq > $1 AND p.seq <= $2 ORDER BY p.seq LIMIT $3");
         let rows: Vec<SettlementTuple> = dispatch!(self, pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(after_seq)
+                .bind(up_to_seq)
                 .bind(limit)
                 .fetch_all(pool)
                 .await?

@@ -3,11 +3,13 @@
 //! attempts (`backoff_ms_base · 2^(attempt−1)`, capped at `backoff_ms_max`) and at most
 //! `attempts_max` attempts, after which the row is `failed` (visible to operators).
 //!
-//! - `settlement.done`: the FEED scans the medical `settlements` table by the ledger posting's
-//!   commit order (`postings.seq`), re-reading the last `feed_lookback` positions each round
-//!   (a posting with a lower seq may commit after a higher one in another process; the event id
-//!   `settlement.done-<setl_id>-<app_id>` makes the re-read harmless), and writes one row per
-//!   subscribed application (`webhook.settlement` granted) with the cursor move.
+//! - `settlement.done`: the FEED scans the medical `settlements` table in the order of their
+//!   ledger postings (`postings.seq`) from its cursor up to the postings' commit horizon
+//!   (`Store::postings_horizon`: on PostgreSQL a posting with a lower seq may commit after a
+//!   higher one in another process, so the feed reads no seq that such a posting could still
+//!   precede), and writes one row per subscribed application (`webhook.settlement` granted) with
+//!   the cursor move, in one transaction. The event id `settlement.done-<setl_id>-<app_id>`
+//!   makes a round repeated by another process harmless.
 //! - `card.lost`: written by `ops::set_card_status` in the status change's transaction.
 //!
 //! Every delivery is signed by the platform (our scheme `SSC-WEBHOOK-V1`): headers
@@ -50,8 +52,6 @@ pub struct WebhookOptions {
     pub backoff_ms_max: i64,
     /// Timeout of one POST, ms.
     pub request_timeout_ms: u64,
-    /// Settlement feed positions re-read each round.
-    pub feed_lookback: i64,
     /// Most settlements the feed reads per round.
     pub feed_batch_max: i64,
 }
@@ -65,7 +65,6 @@ impl Default for WebhookOptions {
             backoff_ms_base: 2_000,
             backoff_ms_max: 3_600_000,
             request_timeout_ms: 5_000,
-            feed_lookback: 256,
             feed_batch_max: 512,
         }
     }
@@ -168,10 +167,10 @@ impl PartnerPlatform {
     pub async fn run_settlement_feed(&self) -> Result<u64> {
         let options = &self.options.webhooks;
         let cursor = self.store.partner_feed_cursor(SETTLEMENT_FEED).await?;
-        let from = cursor.saturating_sub(options.feed_lookback).max(0);
+        let horizon = self.store.postings_horizon().await?.unwrap_or(i64::MAX);
         let rows = self
             .store
-            .partner_settlements_after(from, options.feed_batch_max)
+            .partner_settlements_between(cursor, horizon, options.feed_batch_max)
             .await?;
         let Some(last) = rows.last().map(|r| r.seq) else {
             return Ok(0);

@@ -39,6 +39,16 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 use crate::error::{LedgerError, Result};
 
+/// The first key of the commit-order advisory lock (`Store::postings_horizon`), ASCII "SSC1";
+/// the second is `hashtext(current_schema())`, so schemas sharing a database (tests, nodes) do
+/// not wait for each other. Two-key advisory locks never collide with the one-key locks of
+/// `advisory` (PostgreSQL docs, "Advisory Locks": the two key spaces do not overlap).
+const COMMIT_ORDER_LOCK_CLASS: i32 = 0x5353_4331;
+
+/// `BEGIN` plus the commit-order lock in shared mode, sent as one simple-protocol message.
+const COMMIT_ORDER_BEGIN: &str =
+    "BEGIN; SELECT pg_advisory_xact_lock_shared(1397965617, hashtext(current_schema()))";
+
 /// A value per backend. `Store` holds the pools, `Tx` an open write transaction.
 #[derive(Debug, Clone)]
 pub(crate) enum Backend<S, P> {
@@ -169,6 +179,46 @@ impl Store {
         })
     }
 
+    /// Begins a ledger batch's write transaction: `begin_write`, and on PostgreSQL also the
+    /// commit-order lock in shared mode (`COMMIT_ORDER_BEGIN`, held until commit or rollback),
+    /// in the same round trip. Only transactions that insert postings take it.
+    pub(crate) async fn begin_ledger_write(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Backend::Sqlite(pool) => Backend::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres(pool) => {
+                Backend::Postgres(pool.begin_with(COMMIT_ORDER_BEGIN).await?)
+            }
+        })
+    }
+
+    /// The commit horizon of `postings.seq`: every posting with a seq at or below it is
+    /// committed (or its transaction rolled back) and no posting at or below it can still
+    /// appear; `None` where no bound is needed.
+    ///
+    /// Why: a seq is drawn when a posting is inserted, not when its transaction commits, so on
+    /// PostgreSQL two processes' batches can commit out of seq order and a reader that moved a
+    /// cursor past the higher seq would never see the lower one (the partner feed,
+    /// `partner::webhook`). Every ledger batch holds the commit-order lock in shared mode
+    /// (`begin_ledger_write`); this takes it in exclusive mode, which waits for the batches in
+    /// flight (a few ms) and holds new ones back meanwhile, reads the highest seq, and lets go.
+    /// Batches that begin afterwards draw higher seqs. SQLite has one writer at a time
+    /// (`BEGIN IMMEDIATE`), so its seqs commit in order: `None`. Errors: database.
+    pub(crate) async fn postings_horizon(&self) -> Result<Option<i64>, sqlx::Error> {
+        let Backend::Postgres(pool) = self else {
+            return Ok(None);
+        };
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
+            .bind(COMMIT_ORDER_LOCK_CLASS)
+            .execute(&mut *tx)
+            .await?;
+        let (horizon,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM postings")
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(horizon))
+    }
+
     /// Closes the pools.
     pub(crate) async fn close(&self) {
         dispatch!(self, pool => pool.close().await);
@@ -193,5 +243,22 @@ impl Tx {
     /// Rolls back.
     pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
         dispatch!(self, tx => tx.rollback().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{COMMIT_ORDER_BEGIN, COMMIT_ORDER_LOCK_CLASS};
+
+    /// The batch's `BEGIN` names the same lock that `Store::postings_horizon` takes.
+    #[test]
+    fn the_batch_begin_takes_the_commit_order_lock() {
+        assert_eq!(
+            COMMIT_ORDER_BEGIN,
+            format!(
+                "BEGIN; SELECT pg_advisory_xact_lock_shared({COMMIT_ORDER_LOCK_CLASS}, \
+                 hashtext(current_schema()))"
+            )
+        );
     }
 }
