@@ -103,6 +103,8 @@ pub struct PartnerPlatform {
     limits: ratelimit::PartnerLimits,
     signer: Option<WebhookSigner>,
     http: reqwest::Client,
+    /// The settlement feed's mark waiting to become its horizon (`webhook`, `Store::postings_mark`).
+    feed_mark: std::sync::Mutex<Option<crate::store::PostingsMark>>,
 }
 
 /// Now, Unix milliseconds UTC.
@@ -161,6 +163,7 @@ impl PartnerPlatform {
             limits: ratelimit::PartnerLimits::default(),
             signer,
             http,
+            feed_mark: std::sync::Mutex::new(None),
         }
     }
 

@@ -4,12 +4,14 @@
 //! `attempts_max` attempts, after which the row is `failed` (visible to operators).
 //!
 //! - `settlement.done`: the FEED scans the medical `settlements` table in the order of their
-//!   ledger postings (`postings.seq`) from its cursor up to the postings' commit horizon
-//!   (`Store::postings_horizon`: on PostgreSQL a posting with a lower seq may commit after a
-//!   higher one in another process, so the feed reads no seq that such a posting could still
-//!   precede), and writes one row per subscribed application (`webhook.settlement` granted) with
-//!   the cursor move, in one transaction. The event id `settlement.done-<setl_id>-<app_id>`
-//!   makes a round repeated by another process harmless.
+//!   ledger postings (`postings.seq`) from its cursor up to the postings' commit horizon, and
+//!   writes one row per subscribed application (`webhook.settlement` granted) with the cursor
+//!   move, in one transaction. On PostgreSQL a posting with a lower seq may commit after a higher
+//!   one in another process, so each round takes a mark (`Store::postings_mark`: the last seq
+//!   drawn, then the transactions open) and the next round reads up to it once none of those
+//!   transactions is open: events leave one round (`tick_ms`) later, and a transaction that
+//!   stays open holds the feed back (never skips a settlement). The event id
+//!   `settlement.done-<setl_id>-<app_id>` makes a round repeated by another process harmless.
 //! - `card.lost`: written by `ops::set_card_status` in the status change's transaction.
 //!
 //! Every delivery is signed by the platform (our scheme `SSC-WEBHOOK-V1`): headers
@@ -166,8 +168,10 @@ impl PartnerPlatform {
     /// rows for the subscribed applications. Returns the rows added. Errors: database.
     pub async fn run_settlement_feed(&self) -> Result<u64> {
         let options = &self.options.webhooks;
+        let Some(horizon) = self.feed_horizon().await? else {
+            return Ok(0);
+        };
         let cursor = self.store.partner_feed_cursor(SETTLEMENT_FEED).await?;
-        let horizon = self.store.postings_horizon().await?.unwrap_or(i64::MAX);
         let rows = self
             .store
             .partner_settlements_between(cursor, horizon, options.feed_batch_max)
@@ -207,6 +211,28 @@ impl PartnerPlatform {
         self.store
             .partner_feed_advance(SETTLEMENT_FEED, last.max(cursor), &events, now)
             .await
+    }
+
+    /// The highest seq the feed may read now: unbounded on SQLite; on PostgreSQL the mark an
+    /// earlier round took, once none of the transactions open at it is open any more, else
+    /// `None` (wait for a later round). Takes the next mark when the last one is settled.
+    /// Errors: database.
+    async fn feed_horizon(&self) -> Result<Option<i64>> {
+        let pending = self
+            .feed_mark
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let settled = match pending {
+            Some(mark) if self.store.any_open(&mark.open).await? => return Ok(None),
+            Some(mark) => Some(mark.seq),
+            None => None,
+        };
+        let Some(next) = self.store.postings_mark().await? else {
+            return Ok(Some(i64::MAX));
+        };
+        *self.feed_mark.lock().unwrap_or_else(|p| p.into_inner()) = Some(next);
+        Ok(settled)
     }
 
     /// One delivery round: POSTs the due rows, records each attempt. Returns the rows

@@ -39,7 +39,7 @@ pub(crate) async fn apply_batch(
     attachments: &[Option<Arc<Attachment>>],
     posted_at_ms: i64,
 ) -> Result<Vec<Result<Receipt, LedgerError>>> {
-    let mut tx = store.begin_ledger_write().await?;
+    let mut tx = store.begin_write().await?;
     match run(&mut tx, items, attachments, posted_at_ms).await {
         Ok(answers) => {
             tx.commit().await?;

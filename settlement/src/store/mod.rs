@@ -39,15 +39,23 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 use crate::error::{LedgerError, Result};
 
-/// The first key of the commit-order advisory lock (`Store::postings_horizon`), ASCII "SSC1";
-/// the second is `hashtext(current_schema())`, so schemas sharing a database (tests, nodes) do
-/// not wait for each other. Two-key advisory locks never collide with the one-key locks of
-/// `advisory` (PostgreSQL docs, "Advisory Locks": the two key spaces do not overlap).
-const COMMIT_ORDER_LOCK_CLASS: i32 = 0x5353_4331;
+/// See `Store::postings_mark`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PostingsMark {
+    /// The last `postings.seq` drawn when the mark was taken.
+    pub(crate) seq: i64,
+    /// The transactions of this database open just after (virtual transaction ids, which every
+    /// transaction holds from its start, before it draws any seq), other than the reader's.
+    pub(crate) open: Vec<String>,
+}
 
-/// `BEGIN` plus the commit-order lock in shared mode, sent as one simple-protocol message.
-const COMMIT_ORDER_BEGIN: &str =
-    "BEGIN; SELECT pg_advisory_xact_lock_shared(1397965617, hashtext(current_schema()))";
+/// The virtual transaction ids of the transactions open in this database, other than this
+/// statement's own (PostgreSQL docs, pg_locks: every transaction holds an exclusive lock on its
+/// own virtual transaction id for its whole duration).
+const OPEN_TRANSACTIONS: &str = "SELECT COALESCE(array_agg(l.virtualtransaction), '{}') \
+     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+     WHERE l.locktype = 'virtualxid' AND l.granted AND a.datname = current_database() \
+     AND l.pid <> pg_backend_pid()";
 
 /// A value per backend. `Store` holds the pools, `Tx` an open write transaction.
 #[derive(Debug, Clone)]
@@ -179,44 +187,45 @@ impl Store {
         })
     }
 
-    /// Begins a ledger batch's write transaction: `begin_write`, and on PostgreSQL also the
-    /// commit-order lock in shared mode (`COMMIT_ORDER_BEGIN`, held until commit or rollback),
-    /// in the same round trip. Only transactions that insert postings take it.
-    pub(crate) async fn begin_ledger_write(&self) -> Result<Tx, sqlx::Error> {
-        Ok(match self {
-            Backend::Sqlite(pool) => Backend::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Backend::Postgres(pool) => {
-                Backend::Postgres(pool.begin_with(COMMIT_ORDER_BEGIN).await?)
-            }
-        })
-    }
-
-    /// The commit horizon of `postings.seq`: every posting with a seq at or below it is
-    /// committed (or its transaction rolled back) and no posting at or below it can still
-    /// appear; `None` where no bound is needed.
+    /// A mark toward the commit horizon of `postings.seq` (PostgreSQL; `None` on SQLite, whose
+    /// seqs commit in order): the last seq drawn so far, and the transactions open right after
+    /// it was read. Once none of them is open any more (`any_open`), every posting with a seq at
+    /// or below the mark is committed or rolled back for good.
     ///
-    /// Why: a seq is drawn when a posting is inserted, not when its transaction commits, so on
-    /// PostgreSQL two processes' batches can commit out of seq order and a reader that moved a
-    /// cursor past the higher seq would never see the lower one (the partner feed,
-    /// `partner::webhook`). Every ledger batch holds the commit-order lock in shared mode
-    /// (`begin_ledger_write`); this takes it in exclusive mode, which waits for the batches in
-    /// flight (a few ms) and holds new ones back meanwhile, reads the highest seq, and lets go.
-    /// Batches that begin afterwards draw higher seqs. SQLite has one writer at a time
-    /// (`BEGIN IMMEDIATE`), so its seqs commit in order: `None`. Errors: database.
-    pub(crate) async fn postings_horizon(&self) -> Result<Option<i64>, sqlx::Error> {
+    /// Why: a seq is drawn when a posting is inserted, not when its batch commits, so on
+    /// PostgreSQL two processes' batches (issue 6) can commit out of seq order, and a reader
+    /// that moved a cursor past the higher seq would never see the lower one (the partner feed,
+    /// `partner::webhook`). A seq at or below the mark was drawn before the mark was read, by a
+    /// transaction that had ended by then or was open when the open transactions were listed
+    /// just after. Nothing is asked of the writers (no lock on their path). SQLite has one
+    /// writer at a time (`BEGIN IMMEDIATE`), so a reader never sees a seq above an uncommitted
+    /// one. Errors: database.
+    pub(crate) async fn postings_mark(&self) -> Result<Option<PostingsMark>, sqlx::Error> {
         let Backend::Postgres(pool) = self else {
             return Ok(None);
         };
-        let mut tx = pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
-            .bind(COMMIT_ORDER_LOCK_CLASS)
-            .execute(&mut *tx)
-            .await?;
-        let (horizon,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM postings")
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Some(horizon))
+        // Two statements, in this order: the seq first, then who is open.
+        let (seq,): (i64,) = sqlx::query_as(
+            "SELECT COALESCE(pg_sequence_last_value(\
+             pg_get_serial_sequence('postings', 'seq')::regclass), 0)",
+        )
+        .fetch_one(pool)
+        .await?;
+        let (open,): (Vec<String>,) = sqlx::query_as(OPEN_TRANSACTIONS).fetch_one(pool).await?;
+        Ok(Some(PostingsMark { seq, open }))
+    }
+
+    /// Whether any of `transactions` (virtual transaction ids from `postings_mark`) is still
+    /// open. Always `false` on SQLite. Errors: database.
+    pub(crate) async fn any_open(&self, transactions: &[String]) -> Result<bool, sqlx::Error> {
+        let Backend::Postgres(pool) = self else {
+            return Ok(false);
+        };
+        if transactions.is_empty() {
+            return Ok(false);
+        }
+        let (open,): (Vec<String>,) = sqlx::query_as(OPEN_TRANSACTIONS).fetch_one(pool).await?;
+        Ok(transactions.iter().any(|t| open.contains(t)))
     }
 
     /// Closes the pools.
@@ -243,22 +252,5 @@ impl Tx {
     /// Rolls back.
     pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
         dispatch!(self, tx => tx.rollback().await)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{COMMIT_ORDER_BEGIN, COMMIT_ORDER_LOCK_CLASS};
-
-    /// The batch's `BEGIN` names the same lock that `Store::postings_horizon` takes.
-    #[test]
-    fn the_batch_begin_takes_the_commit_order_lock() {
-        assert_eq!(
-            COMMIT_ORDER_BEGIN,
-            format!(
-                "BEGIN; SELECT pg_advisory_xact_lock_shared({COMMIT_ORDER_LOCK_CLASS}, \
-                 hashtext(current_schema()))"
-            )
-        );
     }
 }
