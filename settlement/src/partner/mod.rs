@@ -103,8 +103,9 @@ pub struct PartnerPlatform {
     limits: ratelimit::PartnerLimits,
     signer: Option<WebhookSigner>,
     http: reqwest::Client,
-    /// The settlement feed's mark waiting to become its horizon (`webhook`, `Store::postings_mark`).
-    feed_mark: std::sync::Mutex<Option<crate::store::PostingsMark>>,
+    /// The settlement feed's mark waiting to become its horizon, and when it was taken
+    /// (`webhook`, `Store::postings_mark`).
+    feed_mark: std::sync::Mutex<Option<(crate::store::PostingsMark, std::time::Instant)>>,
 }
 
 /// Now, Unix milliseconds UTC.

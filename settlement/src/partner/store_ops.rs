@@ -370,8 +370,8 @@ impl Store {
         Ok(row.map_or(0, |(seq,)| seq))
     }
 
-    /// Adds webhook rows (an event id seen before is skipped) and moves the feed's cursor, in one
-    /// transaction. Returns the rows added.
+    /// Adds webhook rows (an event id seen before is skipped) and moves the feed's cursor forward
+    /// (never back: two processes' rounds may overlap), in one transaction. Returns the rows added.
     pub(crate) async fn partner_feed_advance(
         &self,
         feed: &str,
@@ -380,7 +380,9 @@ impl Store {
         now_ms: i64,
     ) -> Result<u64> {
         let upsert = "INSERT INTO partner_feeds (feed, seq) VALUES ($1, $2) \
-                      ON CONFLICT (feed) DO UPDATE SET seq = excluded.seq";
+                      ON CONFLICT (feed) DO UPDATE SET seq = CASE \
+                      WHEN excluded.seq > partner_feeds.seq THEN excluded.seq \
+                      ELSE partner_feeds.seq END";
         let mut tx = self.begin_write().await?;
         let tx_ref = &mut tx;
         let added = dispatch!(tx_ref, conn => {

@@ -8,9 +8,10 @@
 //!   writes one row per subscribed application (`webhook.settlement` granted) with the cursor
 //!   move, in one transaction. On PostgreSQL a posting with a lower seq may commit after a higher
 //!   one in another process, so each round takes a mark (`Store::postings_mark`: the last seq
-//!   drawn, then the transactions open) and the next round reads up to it once none of those
-//!   transactions is open: events leave one round (`tick_ms`) later, and a transaction that
-//!   stays open holds the feed back (never skips a settlement). The event id
+//!   drawn, then the open transactions that drew one) and the next round reads up to it once
+//!   none of those transactions is open: events leave one round (`tick_ms`) later, and a
+//!   transaction that stays open holds the feed back (logged after 30 s), never makes it skip a
+//!   settlement. The event id
 //!   `settlement.done-<setl_id>-<app_id>` makes a round repeated by another process harmless.
 //! - `card.lost`: written by `ops::set_card_status` in the status change's transaction.
 //!
@@ -36,6 +37,8 @@ use super::{PartnerPlatform, now_ms};
 pub const SETTLEMENT_FEED: &str = "settlement.done";
 /// SM2 distinguishing ID of webhook signatures (GM/T 0009 default).
 pub const WEBHOOK_SM2_ID: &str = "1234567812345678";
+/// How long the settlement feed waits on one mark before each round logs a warning.
+const FEED_WAIT_WARN: Duration = Duration::from_secs(30);
 /// The hsm caller name of the platform.
 const HSM_CALLER: &str = "partner-platform";
 
@@ -224,14 +227,27 @@ impl PartnerPlatform {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let settled = match pending {
-            Some(mark) if self.store.any_open(&mark.open).await? => return Ok(None),
-            Some(mark) => Some(mark.seq),
+            Some((mark, taken)) if self.store.any_open(&mark.open).await? => {
+                let waited = taken.elapsed();
+                if waited >= FEED_WAIT_WARN {
+                    tracing::warn!(
+                        waited_s = waited.as_secs(),
+                        seq = mark.seq,
+                        transactions = ?mark.open,
+                        "settlement feed held back by transactions still open since they drew a \
+                         posting seq (see pg_locks for these virtual transaction ids)"
+                    );
+                }
+                return Ok(None);
+            }
+            Some((mark, _)) => Some(mark.seq),
             None => None,
         };
         let Some(next) = self.store.postings_mark().await? else {
             return Ok(Some(i64::MAX));
         };
-        *self.feed_mark.lock().unwrap_or_else(|p| p.into_inner()) = Some(next);
+        *self.feed_mark.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((next, std::time::Instant::now()));
         Ok(settled)
     }
 

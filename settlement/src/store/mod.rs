@@ -44,18 +44,22 @@ use crate::error::{LedgerError, Result};
 pub(crate) struct PostingsMark {
     /// The last `postings.seq` drawn when the mark was taken.
     pub(crate) seq: i64,
-    /// The transactions of this database open just after (virtual transaction ids, which every
-    /// transaction holds from its start, before it draws any seq), other than the reader's.
+    /// The transactions that had drawn a seq and were open just after (virtual transaction ids;
+    /// `OPEN_SEQ_DRAWERS`).
     pub(crate) open: Vec<String>,
 }
 
-/// The virtual transaction ids of the transactions open in this database, other than this
-/// statement's own (PostgreSQL docs, pg_locks: every transaction holds an exclusive lock on its
-/// own virtual transaction id for its whole duration).
-const OPEN_TRANSACTIONS: &str = "SELECT COALESCE(array_agg(l.virtualtransaction), '{}') \
-     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-     WHERE l.locktype = 'virtualxid' AND l.granted AND a.datname = current_database() \
-     AND l.pid <> pg_backend_pid()";
+/// The transactions that have drawn a `postings.seq` and are still open, as virtual transaction
+/// ids, other than this statement's own: `nextval` takes `RowExclusiveLock` on the sequence and
+/// keeps it until the top-level transaction ends (PostgreSQL source, sequence.c
+/// `lock_and_open_sequence`; pg_locks lists fast-path locks too). Transactions that never touch
+/// the sequence (a report, autovacuum, another schema's writers) do not hold the feed back.
+const OPEN_SEQ_DRAWERS: &str = "SELECT COALESCE(array_agg(DISTINCT l.virtualtransaction), '{}') \
+     FROM pg_locks l \
+     WHERE l.locktype = 'relation' AND l.mode = 'RowExclusiveLock' AND l.granted \
+     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+     AND l.relation = pg_get_serial_sequence('postings', 'seq')::regclass \
+     AND l.pid IS DISTINCT FROM pg_backend_pid()";
 
 /// A value per backend. `Store` holds the pools, `Tx` an open write transaction.
 #[derive(Debug, Clone)]
@@ -188,35 +192,68 @@ impl Store {
     }
 
     /// A mark toward the commit horizon of `postings.seq` (PostgreSQL; `None` on SQLite, whose
-    /// seqs commit in order): the last seq drawn so far, and the transactions open right after
-    /// it was read. Once none of them is open any more (`any_open`), every posting with a seq at
-    /// or below the mark is committed or rolled back for good.
+    /// seqs commit in order): the last seq drawn so far, and the transactions that had drawn
+    /// one and were still open right after it was read. Once none of them is open any more
+    /// (`any_open`), every posting with a seq at or below the mark is committed or rolled back
+    /// for good.
     ///
     /// Why: a seq is drawn when a posting is inserted, not when its batch commits, so on
     /// PostgreSQL two processes' batches (issue 6) can commit out of seq order, and a reader
     /// that moved a cursor past the higher seq would never see the lower one (the partner feed,
     /// `partner::webhook`). A seq at or below the mark was drawn before the mark was read, by a
-    /// transaction that had ended by then or was open when the open transactions were listed
-    /// just after. Nothing is asked of the writers (no lock on their path). SQLite has one
-    /// writer at a time (`BEGIN IMMEDIATE`), so a reader never sees a seq above an uncommitted
-    /// one. Errors: database.
+    /// transaction that had ended by then or still held the sequence's lock when the drawers
+    /// were listed just after. Nothing is asked of the writers (no lock on their path). This
+    /// holds only while the sequence hands out one value at a time (`CACHE 1`, the default):
+    /// with a cache, a backend could later draw a value below the mark from its cached block,
+    /// so a larger cache is refused. SQLite has one writer at a time (`BEGIN IMMEDIATE`), so a
+    /// reader never sees a seq above an uncommitted one.
+    ///
+    /// Errors: database; `Configuration` when the sequence's cache is not 1 or its last value
+    /// cannot be read although postings exist (no privilege on the sequence).
     pub(crate) async fn postings_mark(&self) -> Result<Option<PostingsMark>, sqlx::Error> {
         let Backend::Postgres(pool) = self else {
             return Ok(None);
         };
         // Two statements, in this order: the seq first, then who is open.
-        let (seq,): (i64,) = sqlx::query_as(
-            "SELECT COALESCE(pg_sequence_last_value(\
-             pg_get_serial_sequence('postings', 'seq')::regclass), 0)",
+        let (seq, cache): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT pg_sequence_last_value(s.id), \
+             (SELECT seqcache FROM pg_sequence WHERE seqrelid = s.id) \
+             FROM (SELECT pg_get_serial_sequence('postings', 'seq')::regclass AS id) AS s",
         )
         .fetch_one(pool)
         .await?;
-        let (open,): (Vec<String>,) = sqlx::query_as(OPEN_TRANSACTIONS).fetch_one(pool).await?;
+        if cache != Some(1) {
+            return Err(sqlx::Error::Configuration(
+                format!(
+                    "the sequence of postings.seq has CACHE {cache:?}; readers of the journal in \
+                     seq order need CACHE 1 (ALTER SEQUENCE ... CACHE 1)"
+                )
+                .into(),
+            ));
+        }
+        let seq = match seq {
+            Some(seq) => seq,
+            None => {
+                // Never drawn (no posting yet), or not readable by this role.
+                let (any,): (bool,) = sqlx::query_as("SELECT EXISTS (SELECT 1 FROM postings)")
+                    .fetch_one(pool)
+                    .await?;
+                if any {
+                    return Err(sqlx::Error::Configuration(
+                        "cannot read the last value of postings.seq's sequence (grant SELECT \
+                         on it to this role)"
+                            .into(),
+                    ));
+                }
+                0
+            }
+        };
+        let (open,): (Vec<String>,) = sqlx::query_as(OPEN_SEQ_DRAWERS).fetch_one(pool).await?;
         Ok(Some(PostingsMark { seq, open }))
     }
 
-    /// Whether any of `transactions` (virtual transaction ids from `postings_mark`) is still
-    /// open. Always `false` on SQLite. Errors: database.
+    /// Whether any of `transactions` (virtual transaction ids from `postings_mark`) still holds
+    /// the lock of a seq it drew. Always `false` on SQLite. Errors: database.
     pub(crate) async fn any_open(&self, transactions: &[String]) -> Result<bool, sqlx::Error> {
         let Backend::Postgres(pool) = self else {
             return Ok(false);
@@ -224,7 +261,7 @@ impl Store {
         if transactions.is_empty() {
             return Ok(false);
         }
-        let (open,): (Vec<String>,) = sqlx::query_as(OPEN_TRANSACTIONS).fetch_one(pool).await?;
+        let (open,): (Vec<String>,) = sqlx::query_as(OPEN_SEQ_DRAWERS).fetch_one(pool).await?;
         Ok(transactions.iter().any(|t| open.contains(t)))
     }
 
