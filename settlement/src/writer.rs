@@ -89,7 +89,10 @@ async fn run(
         let result = loop {
             let posted_at_ms = now_unix_ms();
             let turn = gate.enter().await;
-            let applied = apply_batch(&store, &items, &attachments, posted_at_ms).await;
+            // A retry reads the committed posting ids (`apply_batch`, `may_trust_msgids`).
+            let may_trust_msgids = attempt == 0 && options.batch_retries_max > 0;
+            let applied =
+                apply_batch(&store, &items, &attachments, posted_at_ms, may_trust_msgids).await;
             drop(turn);
             match applied {
                 Err(error) if attempt < options.batch_retries_max && retryable(&error) => {

@@ -33,14 +33,25 @@ const ROWS_PER_STATEMENT_MAX: usize = 1_000;
 /// `attachments[i]` (medical rows, see `medical::rows`) is inserted in the same transaction when
 /// `items[i]` is decided for the first time (`always`) and posted (`if_posted`); a replayed or
 /// conflicting repeat writes nothing.
+///
+/// `may_trust_msgids`: when every submission carries a message record and none of those msgids
+/// is recorded yet, the read of already committed posting ids is skipped: such a posting's id is
+/// derived from its msgid (`medical::ids::posting_id_of`) and committed with its message record,
+/// so none of them can exist. That saves one of the batch's round trips (~0.6 ms of a ~8 ms
+/// batch on a loaded machine, ARCHITECTURE). Should one exist after all (a posting id reused
+/// under another msgid), its insert trips the unique index and the batch fails; the writer
+/// passes `false` for the retry, which reads them and replays. So `true` only where a failed
+/// batch is retried.
 pub(crate) async fn apply_batch(
     store: &Store,
     items: &[Submitted],
     attachments: &[Option<Arc<Attachment>>],
     posted_at_ms: i64,
+    may_trust_msgids: bool,
 ) -> Result<Vec<Result<Receipt, LedgerError>>> {
     let mut tx = store.begin_write().await?;
-    match run(&mut tx, items, attachments, posted_at_ms).await {
+    let trust = may_trust_msgids && attachments.iter().all(|a| message_of(a).is_some());
+    match run(&mut tx, items, attachments, posted_at_ms, trust).await {
         Ok(answers) => {
             tx.commit().await?;
             Ok(answers)
@@ -61,16 +72,17 @@ async fn run(
     items: &[Submitted],
     attachments: &[Option<Arc<Attachment>>],
     posted_at_ms: i64,
+    trust: bool,
 ) -> Result<Vec<Result<Receipt, LedgerError>>> {
     let taken = taken_groups(tx, attachments.iter().map(message_of)).await?;
     if !taken.contains(&true) {
-        return run_fresh(tx, items, attachments, posted_at_ms).await;
+        return run_fresh(tx, items, attachments, posted_at_ms, trust).await;
     }
     let keep: Vec<usize> = (0..items.len()).filter(|&i| !taken[i]).collect();
     let kept_items: Vec<Submitted> = keep.iter().map(|&i| items[i].clone()).collect();
     let kept_attachments: Vec<Option<Arc<Attachment>>> =
         keep.iter().map(|&i| attachments[i].clone()).collect();
-    let mut kept = run_fresh(tx, &kept_items, &kept_attachments, posted_at_ms)
+    let mut kept = run_fresh(tx, &kept_items, &kept_attachments, posted_at_ms, trust)
         .await?
         .into_iter();
     let mut answers = Vec::with_capacity(items.len());
@@ -94,14 +106,21 @@ fn message_of(attachment: &Option<Arc<Attachment>>) -> Option<&str> {
         .find_map(|row| row.message_id())
 }
 
+/// `fresh_msgids`: every item carries a message record whose msgid is not recorded (see
+/// `apply_batch`), so no posting of the batch can be committed already.
 async fn run_fresh(
     tx: &mut Tx,
     items: &[Submitted],
     attachments: &[Option<Arc<Attachment>>],
     posted_at_ms: i64,
+    fresh_msgids: bool,
 ) -> Result<Vec<Result<Receipt, LedgerError>>> {
     let ids: BTreeSet<PostingId> = items.iter().map(|item| item.posting.id).collect();
-    let existing = existing_postings(tx, &ids).await?;
+    let existing = if fresh_msgids {
+        HashMap::new()
+    } else {
+        existing_postings(tx, &ids).await?
+    };
     let fresh = || {
         items
             .iter()
@@ -643,4 +662,85 @@ pub(crate) fn leg_of(account: i64, side: &str, amount: i64) -> Result<Leg> {
         side: Side::parse(side).ok_or(LedgerError::Corrupt("legs.side"))?,
         amount: fen_of(amount, "legs.amount_fen")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::medical::rows::{Attachment, Row, Table, Value};
+    use crate::{AccountSpec, Admdvs, Fen, FundPayType, Ledger, LedgerOptions, Leg, Posting};
+    use crate::{PostingId, Side};
+
+    /// A posting id already committed WITHOUT the message that now comes with it (the case
+    /// `apply_batch`'s `may_trust_msgids` does not expect): the first attempt, which skipped the
+    /// read of committed ids, trips the unique index; the retry reads them and answers with the
+    /// first commit's receipt, as a repeat of a posting id always is. Nothing is written twice.
+    #[tokio::test]
+    async fn a_posting_id_committed_without_its_message_is_replayed_by_the_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open_data_dir(dir.path(), LedgerOptions::default())
+            .await
+            .unwrap();
+        let admdvs = Admdvs::parse("110000").unwrap();
+        let pooled = ledger
+            .create_account(&AccountSpec::fund(admdvs, FundPayType::EMPLOYEE_POOLED))
+            .await
+            .unwrap();
+        let personal = ledger
+            .create_account(&AccountSpec::fund(
+                admdvs,
+                FundPayType::EMPLOYEE_PERSONAL_ACCOUNT,
+            ))
+            .await
+            .unwrap();
+        let posting = Posting {
+            id: PostingId::v7(1_767_225_600_000, 7),
+            admdvs,
+            legs: vec![
+                Leg {
+                    account: pooled.id,
+                    side: Side::Debit,
+                    amount: Fen::from_fen(1_234).unwrap(),
+                },
+                Leg {
+                    account: personal.id,
+                    side: Side::Credit,
+                    amount: Fen::from_fen(1_234).unwrap(),
+                },
+            ],
+            link: None,
+        };
+        let first = ledger.post(posting.clone()).await.unwrap();
+
+        let message = Row {
+            table: Table::Messages,
+            values: vec![
+                Value::Text("H1101050000120261130100000001".to_owned()),
+                Value::Text("2207".to_owned()),
+                Value::Bytes(vec![0; 32]),
+                Value::Text("L".to_owned()),
+                Value::Bytes(posting.id.to_bytes().to_vec()),
+                Value::Text("P1".to_owned()),
+                Value::Text(String::new()),
+                Value::I64(0),
+            ],
+        };
+        let attachment = Arc::new(Attachment {
+            always: vec![message],
+            if_posted: Vec::new(),
+        });
+        let again = ledger.post_attached(posting, attachment).await.unwrap();
+        assert_eq!(again, first);
+        let postings = ledger.store().journal_page(0, 100).await.unwrap();
+        assert_eq!(postings.len(), 1, "{postings:?}");
+        // The replayed posting wrote none of its attachment.
+        let messages = ledger
+            .store()
+            .message("H1101050000120261130100000001")
+            .await
+            .unwrap();
+        assert!(messages.is_none(), "{messages:?}");
+        ledger.close().await;
+    }
 }
