@@ -86,15 +86,23 @@ async fn run(
         let attachments: Vec<Option<Arc<Attachment>>> =
             jobs.iter().map(|job| job.attachment.clone()).collect();
         let mut attempt = 0;
+        let mut trust_msgids = true;
         let result = loop {
             let posted_at_ms = now_unix_ms();
             let turn = gate.enter().await;
-            // A retry reads the committed posting ids (`apply_batch`, `may_trust_msgids`).
-            let may_trust_msgids = attempt == 0 && options.batch_retries_max > 0;
             let applied =
-                apply_batch(&store, &items, &attachments, posted_at_ms, may_trust_msgids).await;
+                apply_batch(&store, &items, &attachments, posted_at_ms, trust_msgids).await;
             drop(turn);
             match applied {
+                // A posting id committed although its msgid is new (`apply_batch`,
+                // `may_trust_msgids`): apply again reading the committed ids. Not one of the
+                // retries, which stay for conflicts.
+                Err(LedgerError::Storage(sqlx::Error::Database(db)))
+                    if trust_msgids && db.is_unique_violation() =>
+                {
+                    trust_msgids = false;
+                    tracing::debug!(%db, "ledger batch met a committed posting id, reading them");
+                }
                 Err(error) if attempt < options.batch_retries_max && retryable(&error) => {
                     attempt += 1;
                     tracing::debug!(attempt, %error, "ledger batch conflict, retrying");
