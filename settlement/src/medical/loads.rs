@@ -129,9 +129,9 @@ async fn load_many(store: &Store, jobs: &[LoadJob]) -> Result<(Sums, HashMap<Acc
             let accounts: Vec<i64> = jobs.iter().map(|job| job.account.get()).collect();
             sqlx::query(
                 // Driven by the key arrays (a nested loop of one probe per key, `keyed lookups`
-                // in store/mod.rs), whatever the join statistics say. The arrays
-                // are read through sub-selects so that the planner sees their length in no plan
-                // (`generic plans` in store/mod.rs): the cached generic plan is then used.
+                // in store/mod.rs), whatever the join statistics say. The arrays are read
+                // through sub-selects so that no plan sees their length (`generic plans` in
+                // store/mod.rs): the cached generic plan is then used.
                 "SELECT k.psn_no, k.year, c.deltas, CAST(0 AS BIGINT) \
                  FROM UNNEST((SELECT $1::text[]), (SELECT $2::bigint[])) AS k (psn_no, year) \
                  CROSS JOIN LATERAL (SELECT d.deltas FROM accumulator_changes d \

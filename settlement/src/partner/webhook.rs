@@ -11,8 +11,8 @@
 //!   drawn, then the open transactions that drew one) and the next round reads up to it once
 //!   none of those transactions is open: events leave one round (`tick_ms`) later, and a
 //!   transaction that stays open holds the feed back (logged after 30 s), never makes it skip a
-//!   settlement. The event id
-//!   `settlement.done-<setl_id>-<app_id>` makes a round repeated by another process harmless.
+//!   settlement. The event id `settlement.done-<setl_id>-<app_id>` makes a round repeated by
+//!   another process harmless.
 //! - `card.lost`: written by `ops::set_card_status` in the status change's transaction.
 //!
 //! Every delivery is signed by the platform (our scheme `SSC-WEBHOOK-V1`): headers
