@@ -86,6 +86,27 @@ pub struct Envelope {
     pub input: String,
 }
 
+/// `msgid` as §1.1 lays it out: `fixmedins_code` + `yyyyMMddHHmmss` + a sequence, so 1..=30
+/// ASCII letters and digits. The ledger derives each settlement's posting id from its msgid
+/// (`medical::ids::posting_id_of`), and the ids it derives for its own postings from keys that
+/// hold `:` or `#` (`acct-open:<psn_no>`, `clearing#...`, `<msgid>#<origin>#S`), so no msgid can
+/// name another path's posting.
+fn msgid_field(value: &str) -> Result<(), ApiError> {
+    let ok = !value.is_empty()
+        && value.len() <= MSGID_LEN_MAX
+        && value.bytes().all(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::BadField {
+            field: "msgid",
+            reason: format!(
+                "must be 1..={MSGID_LEN_MAX} letters or digits (fixmedins_code + yyyyMMddHHmmss + sequence)"
+            ),
+        })
+    }
+}
+
 fn short_field(name: &'static str, value: &str, len_max: usize) -> Result<(), ApiError> {
     let ok =
         !value.is_empty() && value.len() <= len_max && value.bytes().all(|b| b.is_ascii_graphic());
@@ -116,7 +137,7 @@ impl Envelope {
                 reason: "must be 4 digits".to_owned(),
             });
         }
-        short_field("msgid", &wire.msgid, MSGID_LEN_MAX)?;
+        msgid_field(&wire.msgid)?;
         short_field("fixmedins_code", &wire.fixmedins_code, SHORT_FIELD_LEN_MAX)?;
         short_field("opter", &wire.opter, SHORT_FIELD_LEN_MAX)?;
         let admdvs = |field: &'static str, text: &str| {
@@ -271,6 +292,29 @@ mod tests {
         assert!(!err.to_string().contains('7'), "{err}");
         let err = Envelope::parse(br#"{"infno":"22x7","msgid":"m","mdtrtarea_admvs":"110000","opter":"o","inf_time":"t","fixmedins_code":"H1","input":{}}"#).unwrap_err();
         assert_eq!(err.code(), "E1002");
+    }
+
+    #[test]
+    fn msgids_are_letters_and_digits_of_at_most_30() {
+        let parse = |msgid: &str| {
+            Envelope::parse(format!(
+                r#"{{"infno":"2207","msgid":"{msgid}","mdtrtarea_admvs":"110000","opter":"o","inf_time":"t","fixmedins_code":"H1","input":{{}}}}"#
+            ).as_bytes())
+        };
+        // §1.1's example: H41130200746 + 20240611153851 + 9749.
+        assert!(parse("H41130200746202406111538519749").is_ok());
+        for bad in [
+            "",
+            "H411302007462024061115385197490",
+            "acct-open:P1",
+            "clearing#110000#2026",
+            "M1#120000#S",
+            "M 1",
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(err.code(), "E1002", "{bad:?}");
+            assert!(err.to_string().contains("msgid"), "{err}");
+        }
     }
 
     proptest::proptest! {
