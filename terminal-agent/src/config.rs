@@ -285,7 +285,8 @@ impl Config {
         Ok(())
     }
 
-    /// Checks the limits: loopback listen address, timeouts in 1..=[`TIMEOUT_MS_MAX`].
+    /// Checks the limits: loopback listen address, `fixmedins_code` of 12 ASCII letters or
+    /// digits, timeouts in 1..=[`TIMEOUT_MS_MAX`].
     ///
     /// Errors: [`ConfigError::Invalid`].
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -293,6 +294,20 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "listen".into(),
                 reason: "the agent listens on a loopback address only",
+            });
+        }
+        // Each msgid starts with this code (medical-settlement.md §1.1: code(12) +
+        // yyyyMMddHHmmss + 4 digits), and the settlement service refuses a msgid that is not
+        // letters and digits: caught here, at start, instead of on every message.
+        if self.fixmedins_code.len() != crate::journal::envelope::FIXMEDINS_CODE_LEN
+            || !self
+                .fixmedins_code
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(ConfigError::Invalid {
+                key: "fixmedins_code".into(),
+                reason: "must be 12 ASCII letters or digits (the institution's national code)",
             });
         }
         for (key, value) in [
@@ -354,5 +369,11 @@ mod tests {
         assert!(Config::from_toml("lisen = \"127.0.0.1:1\"").is_err());
         let c = Config::from_toml("card_timeout_ms = 0").unwrap();
         assert!(c.validate().is_err());
+        for code in ["H1101050000", "H11010500001X", "H1101-500001"] {
+            let c = Config::from_toml(&format!("fixmedins_code = \"{code}\"")).unwrap();
+            assert!(c.validate().is_err(), "{code}");
+        }
+        let c = Config::from_toml("fixmedins_code = \"H11010500001\"").unwrap();
+        c.validate().unwrap();
     }
 }

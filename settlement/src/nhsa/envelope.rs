@@ -101,7 +101,7 @@ fn msgid_field(value: &str) -> Result<(), ApiError> {
         Err(ApiError::BadField {
             field: "msgid",
             reason: format!(
-                "must be 1..={MSGID_LEN_MAX} letters or digits (fixmedins_code + yyyyMMddHHmmss + sequence)"
+                "must be 1-{MSGID_LEN_MAX} ASCII letters or digits (fixmedins_code + yyyyMMddHHmmss + sequence)"
             ),
         })
     }
@@ -310,6 +310,9 @@ mod tests {
             "clearing#110000#2026",
             "M1#120000#S",
             "M 1",
+            "M-1",
+            "M_1",
+            "M\u{ff11}",
         ] {
             let err = parse(bad).unwrap_err();
             assert_eq!(err.code(), "E1002", "{bad:?}");

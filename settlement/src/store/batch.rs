@@ -39,8 +39,9 @@ const ROWS_PER_STATEMENT_MAX: usize = 1_000;
 /// msgids is recorded yet, the read of already committed posting ids is skipped: such a posting
 /// commits with its message record, so none of them can exist. That saves one of the batch's
 /// round trips (~0.6 ms of a ~8 ms batch on a loaded machine, ARCHITECTURE). Should one exist
-/// after all (an id committed by another path under the same name, e.g. a msgid spelled like
-/// an account opening's key), its insert trips the unique index and the batch fails; the writer
+/// after all (an id committed by another path under the same name; `Envelope::parse` takes
+/// msgids of letters and digits only, and the other paths' keys hold `:` or `#`, so only a
+/// caller bypassing it could), its insert trips the unique index and the batch fails; the writer
 /// then applies it again with `false`, which reads them and decides as always (replay or
 /// conflict). Nothing of the failed attempt stays (one transaction).
 pub(crate) async fn apply_batch(
