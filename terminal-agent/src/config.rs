@@ -285,8 +285,8 @@ impl Config {
         Ok(())
     }
 
-    /// Checks the limits: loopback listen address, `fixmedins_code` of 12 ASCII letters or
-    /// digits, timeouts in 1..=[`TIMEOUT_MS_MAX`].
+    /// Checks the limits: loopback listen address, `switch.fixmedins_code` of 12 ASCII letters
+    /// or digits, timeouts in 1..=[`TIMEOUT_MS_MAX`].
     ///
     /// Errors: [`ConfigError::Invalid`].
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -299,14 +299,12 @@ impl Config {
         // Each msgid starts with this code (medical-settlement.md §1.1: code(12) +
         // yyyyMMddHHmmss + 4 digits), and the settlement service refuses a msgid that is not
         // letters and digits: caught here, at start, instead of on every message.
-        if self.fixmedins_code.len() != crate::journal::envelope::FIXMEDINS_CODE_LEN
-            || !self
-                .fixmedins_code
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric())
+        let code = &self.switch.fixmedins_code;
+        if code.len() != crate::journal::envelope::FIXMEDINS_CODE_LEN
+            || !code.bytes().all(|b| b.is_ascii_alphanumeric())
         {
             return Err(ConfigError::Invalid {
-                key: "fixmedins_code".into(),
+                key: "switch.fixmedins_code".into(),
                 reason: "must be 12 ASCII letters or digits (the institution's national code)",
             });
         }
@@ -370,10 +368,10 @@ mod tests {
         let c = Config::from_toml("card_timeout_ms = 0").unwrap();
         assert!(c.validate().is_err());
         for code in ["H1101050000", "H11010500001X", "H1101-500001"] {
-            let c = Config::from_toml(&format!("fixmedins_code = \"{code}\"")).unwrap();
+            let c = Config::from_toml(&format!("[switch]\nfixmedins_code = \"{code}\"")).unwrap();
             assert!(c.validate().is_err(), "{code}");
         }
-        let c = Config::from_toml("fixmedins_code = \"H11010500001\"").unwrap();
+        let c = Config::from_toml("[switch]\nfixmedins_code = \"H11010500001\"").unwrap();
         c.validate().unwrap();
     }
 }
