@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod identity_support;
 mod partner_support;
 mod service_support;
 
@@ -15,8 +16,8 @@ use std::time::Duration;
 
 use common::{BOTH, Db};
 use partner_support::{
-    CARD_CERTNO, CARD_NAME, CARD_NO, CARD_PSN_NO, P256_PRIV, PartnerHarness, SM2_PRIV, Signed,
-    USE_MEDICAL, USE_OTHER, settle_outpatient,
+    CARD_CERTNO, CARD_NAME, CARD_NO, CARD_PSN_NO, OPERATOR, P256_PRIV, PartnerHarness, SM2_PRIV,
+    Signed, USE_MEDICAL, USE_OTHER, settle_outpatient,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -431,5 +432,192 @@ async fn rate_limit_per_partner_with_retry_after() {
             .any(|r| r["result"] == "rate_limited" && r["http_status"] == 429),
         "{rows:#?}"
     );
+    h.finish().await;
+}
+
+/// The card keys of the partner tables once the personal-data keys are installed (`settlement
+/// serve` with its hsm, issue 8: "keyed hashes where only matching is needed"). A card number (a
+/// letter and 8 digits) is short enough to enumerate, so neither the reference an application
+/// is given nor the key under which `card_status_events` and `partner_card_links` store a card
+/// may then be a plain SHA-256 of it. What came before the keys still holds: an application
+/// keeps the reference it was given, and a status written before still counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn card_keys_are_keyed_once_the_personal_data_keys_are_installed() {
+    for db in BOTH {
+        card_keys(db).await;
+    }
+}
+
+/// The legacy reference, from its published layout: the first 16 bytes of
+/// SHA-256("ssc-partner-card-v1\0" ‖ app ‖ "\0" ‖ card_no), hex.
+fn unkeyed_ref(app: &str) -> String {
+    hex::encode(&Sha256::digest(format!("ssc-partner-card-v1\0{app}\0{CARD_NO}").as_bytes())[..16])
+}
+
+/// The legacy (unkeyed) lookup key of the card: SHA-256("nhsa-person-v1\0card\0" ‖ card_no).
+fn unkeyed_card_key() -> Vec<u8> {
+    Sha256::digest(format!("nhsa-person-v1\0card\0{CARD_NO}").as_bytes()).to_vec()
+}
+
+/// Rows of `sql`, read past the code (SQLite file or the test's PostgreSQL schema).
+async fn raw<T>(h: &PartnerHarness, sql: &'static str) -> Vec<T>
+where
+    T: Send
+        + Unpin
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    use sqlx::Connection;
+    use std::str::FromStr;
+    match h.core.test.db {
+        Db::Sqlite => {
+            let path = h.core.test.sqlite_path().unwrap();
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+                .await
+                .unwrap();
+            sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
+        }
+        Db::Postgres => {
+            let options = sqlx::postgres::PgConnectOptions::from_str(&common::pg_url())
+                .unwrap()
+                .options([("search_path", h.core.test.pg_schema().unwrap())]);
+            let mut conn = sqlx::PgConnection::connect_with(&options).await.unwrap();
+            sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
+        }
+    }
+}
+
+/// A consent for `app`, then its verification: the reply's `card_ref`.
+async fn verified_ref(
+    h: &PartnerHarness,
+    app: &str,
+    alg: &'static str,
+    private: &'static str,
+    key: &str,
+) -> String {
+    let consent = h.consent(CARD_NO, app, USE_MEDICAL, json!({})).await;
+    assert_eq!(consent.status, 201, "{:?}", consent.body);
+    let token = consent.body["consent_token"].as_str().unwrap();
+    let reply = h
+        .signed_one(&verify_call(private, alg, key, USE_MEDICAL, token))
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body["card_ref"].as_str().unwrap().to_owned()
+}
+
+async fn set_status(h: &PartnerHarness, status: &str) -> serde_json::Value {
+    let reply = h
+        .post(
+            "/api/partner/v1/admin/cards/status",
+            &json!({"card_no": CARD_NO, "status": status}),
+            &[("authorization", format!("Bearer {}", OPERATOR.1))],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body
+}
+
+async fn card_keys(db: Db) {
+    let h = PartnerHarness::start(db).await;
+    let scopes = [(USE_MEDICAL, "card.verify"), (USE_MEDICAL, "webhook.card")];
+    let hook = Some("http://127.0.0.1:9/hook");
+    let (bank, bank_key) = h.register("BANK-K", "sm2", SM2_PRIV, &scopes, hook).await;
+    h.approve(&bank, None, None).await;
+    let (dept, dept_key) = h.register("DEPT-K", "p256", P256_PRIV, &scopes, hook).await;
+    h.approve(&dept, None, None).await;
+
+    // Before the keys: the bank is given the legacy reference; the card is lost, then found.
+    let bank_ref = verified_ref(&h, &bank, "sm2", SM2_PRIV, &bank_key).await;
+    assert_eq!(bank_ref, unkeyed_ref(&bank));
+    assert_eq!(
+        set_status(&h, "lost").await,
+        json!({"status": "lost", "notices_queued": 1})
+    );
+
+    // The keys are installed, as `settlement serve --hsm-dir` does at start.
+    let (_hsm_dir, hsm) = identity_support::hsm_with_master();
+    let identity = settlement::identity::Identity::open(
+        &h.core.ledger,
+        hsm,
+        settlement::identity::IdentityOptions::default(),
+    )
+    .await
+    .unwrap();
+    settlement::medical::seal_persons(&h.core.ledger, identity.shared_data_keys())
+        .await
+        .unwrap();
+
+    // The loss reported before the keys still stands.
+    let reply = h.consent(CARD_NO, &bank, USE_MEDICAL, json!({})).await;
+    assert_eq!((reply.status, reply.code()), (409, "card_lost"));
+    // Found (a status under the keyed key, later than the legacy one, wins).
+    assert_eq!(
+        set_status(&h, "normal").await,
+        json!({"status": "normal", "notices_queued": 0})
+    );
+    // The bank keeps its reference; the department, new to the card, gets a keyed one.
+    assert_eq!(
+        verified_ref(&h, &bank, "sm2", SM2_PRIV, &bank_key).await,
+        bank_ref
+    );
+    let dept_ref = verified_ref(&h, &dept, "p256", P256_PRIV, &dept_key).await;
+    assert_ne!(dept_ref, unkeyed_ref(&dept));
+    assert_eq!(dept_ref.len(), 32);
+    assert!(dept_ref.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(
+        verified_ref(&h, &dept, "p256", P256_PRIV, &dept_key).await,
+        dept_ref
+    );
+    // Lost again: one notice per application, each with the reference it holds.
+    assert_eq!(
+        set_status(&h, "lost").await,
+        json!({"status": "lost", "notices_queued": 2})
+    );
+    let bodies: Vec<(String, String)> = raw(
+        &h,
+        "SELECT app_id, body FROM partner_webhooks WHERE event_type = 'card.lost' \
+         ORDER BY created_at_ms, app_id",
+    )
+    .await;
+    let refs: Vec<(String, String)> = bodies
+        .iter()
+        .map(|(app, body)| {
+            let body: serde_json::Value = serde_json::from_str(body).unwrap();
+            (app.clone(), body["card_ref"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let mut expected = vec![
+        (bank.clone(), bank_ref.clone()),
+        (bank.clone(), bank_ref.clone()),
+        (dept.clone(), dept_ref.clone()),
+    ];
+    expected.sort();
+    let mut got = refs.clone();
+    got.sort();
+    assert_eq!(got, expected, "{bodies:?}");
+
+    // At rest: the rows written before the keys under the legacy key, every later one keyed.
+    let events: Vec<(Vec<u8>, String)> = raw(
+        &h,
+        "SELECT card_no_sha256, status FROM card_status_events ORDER BY seq",
+    )
+    .await;
+    let statuses: Vec<&str> = events.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(statuses, ["lost", "normal", "lost"]);
+    assert_eq!(events[0].0, unkeyed_card_key());
+    assert_ne!(events[1].0, unkeyed_card_key());
+    assert_eq!(events[1].0, events[2].0);
+    let links: Vec<(String, Vec<u8>, String)> = raw(
+        &h,
+        "SELECT app_id, card_no_sha256, card_ref FROM partner_card_links ORDER BY first_at_ms",
+    )
+    .await;
+    assert_eq!(links.len(), 2, "one link per application");
+    assert_eq!(
+        (&links[0].0, &links[0].1, &links[0].2),
+        (&bank, &unkeyed_card_key(), &bank_ref)
+    );
+    assert_eq!((&links[1].0, &links[1].2), (&dept, &dept_ref));
+    assert_eq!(links[1].1, events[1].0);
     h.finish().await;
 }

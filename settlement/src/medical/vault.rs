@@ -74,6 +74,12 @@ impl PersonVault {
         }
     }
 
+    /// HMAC-SHA-256 of `value` in domain `kind` under the data HMAC key, or `None` while no
+    /// keys are installed (a pseudonym that a dictionary of plausible values cannot invert).
+    pub(crate) fn keyed(&self, kind: &str, value: &str) -> Option<[u8; 32]> {
+        self.0.get().map(|keys| keys.keyed_hash(kind, value))
+    }
+
     /// The lookup key written for a new row: keyed when keys are installed, else the legacy one.
     pub(crate) fn lookup(&self, kind: &str, number: &str) -> [u8; 32] {
         match self.0.get() {

@@ -123,9 +123,12 @@ pub fn subject_ref(psn_no: &str) -> [u8; 32] {
     Sha256::digest([b"ssc-partner-subject-v1\0".as_slice(), psn_no.as_bytes()].concat()).into()
 }
 
-/// An application's pseudonymous reference of a card: 32 hex digits of
-/// SHA-256("ssc-partner-card-v1\0" ‖ app_id ‖ "\0" ‖ card_no). Two applications get different
-/// references for one card; `card.lost` webhooks carry it.
+/// An application's pseudonymous reference of a card, as made where no personal-data keys are
+/// installed (the legacy form): 32 hex digits of SHA-256("ssc-partner-card-v1\0" ‖ app_id ‖
+/// "\0" ‖ card_no). Two applications get different references for one card; `card.lost`
+/// webhooks carry it. With keys installed the platform makes it keyed instead
+/// (`PartnerPlatform::card_ref_for`), since a card number is short enough to enumerate; a
+/// reference an application already holds is kept (`partner_card_links`).
 pub fn card_ref(app_id: &AppId, card_no: &str) -> String {
     let digest = Sha256::digest(
         [
@@ -140,6 +143,17 @@ pub fn card_ref(app_id: &AppId, card_no: &str) -> String {
 }
 
 impl PartnerPlatform {
+    /// A new reference of `card_no` for `app_id`: 32 hex digits of HMAC-SHA-256 under the
+    /// personal-data HMAC key of ("partner-card-ref", app_id ‖ 0 ‖ card_no) when keys are
+    /// installed, else the legacy [`card_ref`].
+    fn card_ref_for(&self, app_id: &AppId, card_no: &str) -> String {
+        let value = format!("{}\0{card_no}", app_id.as_str());
+        match self.vault.keyed("partner-card-ref", &value) {
+            Some(tag) => hex::encode(tag.get(..16).unwrap_or_default()),
+            None => card_ref(app_id, card_no),
+        }
+    }
+
     /// The platform in the ledger's database (its migrations ran when the ledger opened), over
     /// the directory its scopes refer to; `signer` signs webhooks (none: webhooks stay in the
     /// outbox until one is configured).

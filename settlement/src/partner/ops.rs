@@ -10,9 +10,8 @@ use super::auth::Caller;
 use super::error::{ApiError, internal};
 use super::model::{AppId, AppState, Operation, Scope};
 use super::store_ops::{NewWebhook, StoredConsent};
-use super::{PartnerPlatform, card_ref, now_ms, subject_ref};
+use super::{PartnerPlatform, now_ms, subject_ref};
 use crate::directory::UseNumber;
-use crate::medical::person::lookup_key;
 
 /// Longest card number, bytes (the card's 卡号 is 9 characters; slack for other issuers).
 pub const CARD_NO_LEN_MAX: usize = 20;
@@ -255,7 +254,9 @@ impl PartnerPlatform {
         if !app.grants(&request.scope) {
             return Err(ApiError::ScopeDenied);
         }
-        let card_hash = lookup_key("card", &request.card_no);
+        // Keyed when the personal-data keys are installed (the legacy key after it: rows
+        // written before the keys still count).
+        let card_hashes = self.vault.lookups("card", &request.card_no);
         let person = self
             .store
             .partner_person_by_card(&self.vault, &request.card_no)
@@ -265,7 +266,7 @@ impl PartnerPlatform {
         note.subject = Some(subject_ref(&person.psn_no));
         if self
             .store
-            .partner_card_lost(&card_hash)
+            .partner_card_lost(&card_hashes)
             .await
             .map_err(|e| internal(&e))?
         {
@@ -281,7 +282,7 @@ impl PartnerPlatform {
             use_number: request.scope.use_number.as_str().to_owned(),
             operation: request.scope.operation.code().to_owned(),
             psn_no: person.psn_no.clone(),
-            card_no_sha256: card_hash.to_vec(),
+            card_no_sha256: self.vault.lookup("card", &request.card_no).to_vec(),
             expires_at_ms,
             used: false,
         };
@@ -351,26 +352,42 @@ impl PartnerPlatform {
             .await
             .map_err(|e| internal(&e))?
             .ok_or(ApiError::CardNotFound)?;
-        let card_hash = <[u8; 32]>::try_from(consent.card_no_sha256.as_slice())
+        let consent_hash = <[u8; 32]>::try_from(consent.card_no_sha256.as_slice())
             .map_err(|_| ApiError::Internal)?;
+        let card_no = person.card_no.clone().unwrap_or_default();
+        // The card's lookup keys now (keyed first) and the one its consent was issued under.
+        let mut card_hashes = if card_no.is_empty() {
+            Vec::new()
+        } else {
+            self.vault.lookups("card", &card_no)
+        };
+        if !card_hashes.contains(&consent_hash) {
+            card_hashes.push(consent_hash);
+        }
         let lost = self
             .store
-            .partner_card_lost(&card_hash)
+            .partner_card_lost(&card_hashes)
             .await
             .map_err(|e| internal(&e))?;
-        let card_no = person.card_no.clone().unwrap_or_default();
-        let reference = card_ref(&caller.app.app_id, &card_no);
         let card_no_masked = mask_keep_ends(&card_no);
-        self.store
-            .partner_card_link(
-                caller.app.app_id.as_str(),
-                &card_hash,
-                &reference,
-                &card_no_masked,
-                now,
-            )
+        let app_id = caller.app.app_id.as_str();
+        // An application keeps the reference it was first given for a card.
+        let known = self
+            .store
+            .partner_card_link_ref(app_id, &card_hashes)
             .await
             .map_err(|e| internal(&e))?;
+        let reference = match known {
+            Some(reference) => reference,
+            None => {
+                let reference = self.card_ref_for(&caller.app.app_id, &card_no);
+                self.store
+                    .partner_card_link(app_id, &consent_hash, &reference, &card_no_masked, now)
+                    .await
+                    .map_err(|e| internal(&e))?;
+                reference
+            }
+        };
         let disclosed = caller.app.grants(&Scope {
             use_number: use_number.clone(),
             operation: Operation::CardIdentity,
@@ -449,7 +466,7 @@ impl PartnerPlatform {
         by: &str,
         note: &mut AuditNote,
     ) -> Result<usize, ApiError> {
-        let card_hash = lookup_key("card", card_no);
+        let card_hashes = self.vault.lookups("card", card_no);
         let person = self
             .store
             .partner_person_by_card(&self.vault, card_no)
@@ -462,7 +479,7 @@ impl PartnerPlatform {
         if status == CardStatus::Lost {
             let watchers = self
                 .store
-                .partner_card_watchers(&card_hash)
+                .partner_card_watchers(&card_hashes)
                 .await
                 .map_err(|e| internal(&e))?;
             for (app_id, reference, masked) in watchers {
@@ -485,7 +502,13 @@ impl PartnerPlatform {
             }
         }
         self.store
-            .partner_card_status(&card_hash, status.code(), by, &events, now)
+            .partner_card_status(
+                &self.vault.lookup("card", card_no),
+                status.code(),
+                by,
+                &events,
+                now,
+            )
             .await
             .map_err(|e| internal(&e))?;
         Ok(events.len())

@@ -133,18 +133,28 @@ impl Store {
         .transpose()
     }
 
-    /// Whether the card's latest status row says `lost`.
-    pub(crate) async fn partner_card_lost(&self, card_no_sha256: &[u8; 32]) -> Result<bool> {
-        let row: Option<(String,)> = dispatch!(self, pool => {
-            sqlx::query_as(
-                "SELECT status FROM card_status_events WHERE card_no_sha256 = $1 \
-                 ORDER BY seq DESC LIMIT 1",
-            )
-            .bind(card_no_sha256.to_vec())
-            .fetch_optional(pool)
-            .await?
-        });
-        Ok(row.is_some_and(|(status,)| status == "lost"))
+    /// Whether the card's latest status row says `lost`, the card named by any of its lookup
+    /// keys (`PersonVault::lookups`: keyed, then the legacy unkeyed one), so a status written
+    /// before the keys were installed still counts; the latest row across them wins.
+    pub(crate) async fn partner_card_lost(&self, card_hashes: &[[u8; 32]]) -> Result<bool> {
+        let mut latest: Option<(i64, String)> = None;
+        for hash in card_hashes {
+            let row: Option<(i64, String)> = dispatch!(self, pool => {
+                sqlx::query_as(
+                    "SELECT seq, status FROM card_status_events WHERE card_no_sha256 = $1 \
+                     ORDER BY seq DESC LIMIT 1",
+                )
+                .bind(hash.to_vec())
+                .fetch_optional(pool)
+                .await?
+            });
+            if let Some(row) = row
+                && latest.as_ref().is_none_or(|(seq, _)| row.0 > *seq)
+            {
+                latest = Some(row);
+            }
+        }
+        Ok(latest.is_some_and(|(_, status)| status == "lost"))
     }
 
     /// Appends a status row for a card and, in the same transaction, the webhook rows `events`
@@ -186,23 +196,69 @@ impl Store {
     }
 
     /// Applications linked to a card (they verified it with consent) that hold a grant of
-    /// `webhook.card` and are approved: (app_id, card_ref, card_no_masked).
+    /// `webhook.card` and are approved: (app_id, card_ref, card_no_masked), one per application
+    /// (its first link) whichever of the card's lookup keys (`card_hashes`) the link was made
+    /// under.
     pub(crate) async fn partner_card_watchers(
         &self,
-        card_no_sha256: &[u8; 32],
+        card_hashes: &[[u8; 32]],
     ) -> Result<Vec<(String, String, String)>> {
-        Ok(dispatch!(self, pool => {
-            sqlx::query_as(
-                "SELECT l.app_id, l.card_ref, l.card_no_masked FROM partner_card_links l \
-                 JOIN partner_apps a ON a.app_id = l.app_id AND a.state = 'approved' \
-                 WHERE l.card_no_sha256 = $1 AND EXISTS (SELECT 1 FROM partner_scopes s \
-                 WHERE s.app_id = l.app_id AND s.operation = 'webhook.card' AND s.granted = 1) \
-                 ORDER BY l.app_id",
-            )
-            .bind(card_no_sha256.to_vec())
-            .fetch_all(pool)
-            .await?
-        }))
+        let mut first: std::collections::BTreeMap<String, (i64, String, String)> =
+            std::collections::BTreeMap::new();
+        for hash in card_hashes {
+            let rows: Vec<(String, String, String, i64)> = dispatch!(self, pool => {
+                sqlx::query_as(
+                    "SELECT l.app_id, l.card_ref, l.card_no_masked, l.first_at_ms \
+                     FROM partner_card_links l \
+                     JOIN partner_apps a ON a.app_id = l.app_id AND a.state = 'approved' \
+                     WHERE l.card_no_sha256 = $1 AND EXISTS (SELECT 1 FROM partner_scopes s \
+                     WHERE s.app_id = l.app_id AND s.operation = 'webhook.card' AND s.granted = 1)",
+                )
+                .bind(hash.to_vec())
+                .fetch_all(pool)
+                .await?
+            });
+            for (app_id, card_ref, masked, at_ms) in rows {
+                let earlier = first
+                    .get(&app_id)
+                    .is_none_or(|(known_at, _, _)| at_ms < *known_at);
+                if earlier {
+                    first.insert(app_id, (at_ms, card_ref, masked));
+                }
+            }
+        }
+        Ok(first
+            .into_iter()
+            .map(|(app_id, (_, card_ref, masked))| (app_id, card_ref, masked))
+            .collect())
+    }
+
+    /// The reference an application already holds for a card (its first link under any of the
+    /// card's lookup keys), if it verified the card before.
+    pub(crate) async fn partner_card_link_ref(
+        &self,
+        app_id: &str,
+        card_hashes: &[[u8; 32]],
+    ) -> Result<Option<String>> {
+        let mut first: Option<(i64, String)> = None;
+        for hash in card_hashes {
+            let row: Option<(i64, String)> = dispatch!(self, pool => {
+                sqlx::query_as(
+                    "SELECT first_at_ms, card_ref FROM partner_card_links \
+                     WHERE app_id = $1 AND card_no_sha256 = $2",
+                )
+                .bind(app_id)
+                .bind(hash.to_vec())
+                .fetch_optional(pool)
+                .await?
+            });
+            if let Some(row) = row
+                && first.as_ref().is_none_or(|(at_ms, _)| row.0 < *at_ms)
+            {
+                first = Some(row);
+            }
+        }
+        Ok(first.map(|(_, card_ref)| card_ref))
     }
 
     /// Links an application to a card it verified (kept once).

@@ -212,7 +212,9 @@ pub struct VerifyIn {
 /// A verification's answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VerifyOut {
-    /// This application's reference of the card (also in `card.lost` webhooks).
+    /// This application's reference of the card (also in `card.lost` webhooks): 32 hex
+    /// digits, stable for the application, different for each application, meaningless
+    /// outside this deployment.
     pub card_ref: String,
     /// The card number, masked.
     pub card_no_masked: String,
