@@ -141,6 +141,7 @@ async fn card_to_issuer_and_back_approved_and_declined() {
     let endpoint = SwitchEndpoint {
         url: url.clone(),
         timeout_ms: 15_000,
+        pan_key_sm3: None,
     };
     let client = reqwest::Client::new();
 
@@ -203,6 +204,10 @@ async fn card_to_issuer_and_back_approved_and_declined() {
         merchant_id: MERCHANT.into(),
         merchant_name: "TEST PHARMACY".into(),
         timeout_ms: 15_000,
+        // Pinned as a terminal off this machine must be: the fingerprint of the switch's key.
+        pan_key_sm3: Some(hsm::sm::sm3_digest(
+            &switch.pan_public_key().unwrap().unwrap(),
+        )),
     });
     let hsm_dir = tempfile::tempdir().unwrap();
     let agent_hsm = hsm::ops::Hsm::open(

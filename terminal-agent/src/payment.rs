@@ -207,12 +207,83 @@ static PAN_KEYS: std::sync::Mutex<Vec<(String, [u8; 65])>> = std::sync::Mutex::n
 /// Most switch URLs whose key is remembered.
 const PAN_KEYS_MAX: usize = 16;
 
+/// The pinned fingerprints of the switches' PAN sealing keys, by switch URL ([`pin_pan_key`]).
+static PAN_KEY_PINS: std::sync::Mutex<Vec<(String, [u8; 32])>> = std::sync::Mutex::new(Vec::new());
+
+/// Pins the PAN sealing key of the switch at `switch_url` to `sm3`, the SM3 digest (GB/T
+/// 32905-2016) of its 65 bytes `04‖X‖Y`, which `payment-switch` logs at start: from then on a
+/// key the switch hands out that does not match is refused and no purchase is sent (a key
+/// substituted on the way would let whoever holds its private half read the PANs). A later
+/// pin for the same URL replaces the earlier one.
+pub fn pin_pan_key(switch_url: &str, sm3: [u8; 32]) {
+    let base = switch_url.trim_end_matches('/').to_owned();
+    let mut pins = PAN_KEY_PINS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    pins.retain(|(url, _)| *url != base);
+    if pins.len() >= PAN_KEYS_MAX {
+        pins.remove(0);
+    }
+    pins.push((base, sm3));
+}
+
+/// The pin of the switch at `base`, if any.
+fn pin_of(base: &str) -> Option<[u8; 32]> {
+    PAN_KEY_PINS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .find(|(url, _)| url == base)
+        .map(|(_, pin)| *pin)
+}
+
+fn not_pinned() -> AgentError {
+    AgentError::Internal(
+        "the switch's PAN sealing key is not pinned: set SSC_SWITCH_PAN_KEY_SM3 to the \
+         fingerprint payment-switch logs at start (no purchase is sent until then)"
+            .into(),
+    )
+}
+
+/// Whether `key` may be used for the switch at `base`: it matches the pin when one is set;
+/// without a pin only a switch on this machine is trusted on first use (loopback: nothing on
+/// the way to substitute a key).
+fn check_pan_key(base: &str, key: &[u8; 65]) -> Result<(), AgentError> {
+    match pin_of(base) {
+        Some(pin) if hsm::sm::sm3_digest(key) == pin => Ok(()),
+        Some(_) => Err(AgentError::Internal(
+            "the switch's PAN sealing key does not match its pinned fingerprint \
+             (SSC_SWITCH_PAN_KEY_SM3): no purchase is sent"
+                .into(),
+        )),
+        None if is_loopback_url(base) => Ok(()),
+        None => Err(not_pinned()),
+    }
+}
+
+/// Whether `url`'s host is this machine (`localhost`, 127.0.0.0/8, ::1).
+fn is_loopback_url(url: &str) -> bool {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let Some(host) = parsed.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The key the switch at `switch_url` opens sealed PANs with (SM2 public key `04‖X‖Y`, from
-/// `GET {switch}/payments/v1/pan-key`, settlement/src/payments/api.rs), fetched once per URL
-/// and checked to be a point of the SM2 curve.
+/// `GET {switch}/payments/v1/pan-key`, settlement/src/payments/api.rs), fetched once per URL,
+/// checked to be a point of the SM2 curve and, each time it is used, against the URL's pin
+/// ([`pin_pan_key`]; without one only a switch on loopback is trusted).
 ///
-/// Errors: [`AgentError::Internal`] when the switch does not answer with a usable key (then
-/// no purchase is sent: the PAN never leaves in clear).
+/// Errors: [`AgentError::Internal`] when the switch does not answer with a usable key, or the
+/// key is not pinned or does not match its pin (then no purchase is sent: the PAN never leaves
+/// in clear, nor sealed to a key that is not the switch's).
 pub async fn switch_pan_key(
     client: &reqwest::Client,
     switch_url: &str,
@@ -224,8 +295,15 @@ pub async fn switch_pan_key(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((_, key)) = keys.iter().find(|(url, _)| *url == base) {
-            return Ok(*key);
+            let key = *key;
+            drop(keys);
+            check_pan_key(&base, &key)?;
+            return Ok(key);
         }
+    }
+    // Refused before anything is fetched when no pin can vouch for what would come back.
+    if pin_of(&base).is_none() && !is_loopback_url(&base) {
+        return Err(not_pinned());
     }
     #[derive(Deserialize)]
     struct PanKey {
@@ -255,6 +333,7 @@ pub async fn switch_pan_key(
     }
     let public =
         hsm::sm::sm2_public_key_from_hex(&key.public_key_hex).map_err(|e| no_key(e.to_string()))?;
+    check_pan_key(&base, &public)?;
     let mut keys = PAN_KEYS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -419,6 +498,8 @@ pub struct SwitchEndpoint {
     /// The terminal's timeout for the authorisation, ms (longer than the switch's per-hop
     /// timeout toward the issuer, fixtures/banks/routing.toml `terminal_timeout_ms`).
     pub timeout_ms: u64,
+    /// The SM3 fingerprint of the switch's PAN sealing key, if pinned ([`pin_pan_key`]).
+    pub pan_key_sm3: Option<[u8; 32]>,
 }
 
 /// Steps 1-3 in ONE exclusive card transaction on `reader` (the card keeps its transaction
@@ -474,6 +555,9 @@ pub async fn purchase_identified(
         ));
     }
     // The key the PAN is sealed to, before the card is touched: without it nothing is sent.
+    if let Some(pin) = endpoint.pan_key_sm3 {
+        pin_pan_key(&endpoint.url, pin);
+    }
     switch_pan_key(&client, &endpoint.url, endpoint.timeout_ms).await?;
     let handle = tokio::runtime::Handle::current();
     // The card job may last the terminal's timeout plus the card work.
@@ -651,6 +735,107 @@ mod tests {
         }
         // Sealed afresh each time (a random k per encryption).
         assert_ne!(seen[0]["pan_sealed_hex"], seen[1]["pan_sealed_hex"]);
+    }
+
+    /// The SM2 base point G (GB/T 32918.5-2017 parameters), a valid public key `04‖X‖Y`, and
+    /// its SM3 fingerprint computed with OpenSSL (Python `hashlib.new("sm3", ...)`).
+    const G_HEX: &str = "0432C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7\
+                         BC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0";
+    const G_SM3: &str = "1a8ebc45db0c198888a115984193ff485315b84e2967092ddc5814274448410c";
+
+    /// A switch on loopback handing out `public_hex` as its PAN key; returns its URL.
+    async fn key_switch(public_hex: &'static str, seen: Seen) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new()
+            .route("/payments/v1/purchase", axum::routing::post(purchase_route))
+            .route(
+                "/payments/v1/pan-key",
+                axum::routing::get(move || async move {
+                    axum::Json(
+                        serde_json::json!({"algorithm": "SM2", "public_key_hex": public_hex}),
+                    )
+                }),
+            )
+            .with_state(seen);
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}")
+    }
+
+    fn sm3_of(text: &str) -> [u8; 32] {
+        <[u8; 32]>::try_from(hex::decode(text).unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_pan_key_must_match_its_pin_or_nothing_is_sent() {
+        let client = reqwest::Client::new();
+        let seen = Seen::default();
+        let url = key_switch(G_HEX, Arc::clone(&seen)).await;
+        // Pinned to its fingerprint: the key is used.
+        pin_pan_key(&url, sm3_of(G_SM3));
+        let key = switch_pan_key(&client, &url, 2_000).await.unwrap();
+        assert_eq!(hex::encode_upper(key), G_HEX);
+        // Pinned to another fingerprint (the key a terminal is handed was substituted): the
+        // remembered key is refused too, and no purchase leaves.
+        let mut other = sm3_of(G_SM3);
+        other[31] ^= 1;
+        pin_pan_key(&url, other);
+        let err = switch_pan_key(&client, &url, 2_000).await.unwrap_err();
+        assert!(err.to_string().contains("does not match"), "{err}");
+        let card = CardAuthorisation {
+            pan: pboc::Pan::new("6222021000000000009").unwrap(),
+            psn: 1,
+            icc_data: vec![0x9F, 0x27, 0x01, 0x80],
+            cdol2: Vec::new(),
+            terminal: Vec::new(),
+        };
+        let setup = PurchaseSetup {
+            amount_fen: 100,
+            terminal_id: "T0000001".into(),
+            merchant_id: "M00000000000001".into(),
+            merchant_name: "SHOP".into(),
+            date: [0x26, 0x11, 0x30],
+            time: [0x07, 0x30, 0x00],
+            unpredictable_number: [1, 2, 3, 4],
+        };
+        assert!(
+            authorise(&client, &url, &setup, &card, 2_000)
+                .await
+                .is_err()
+        );
+        // A switch first reached with a wrong pin: refused at the fetch.
+        let fresh = key_switch(G_HEX, Arc::clone(&seen)).await;
+        pin_pan_key(&format!("{fresh}/"), other);
+        let err = switch_pan_key(&client, &fresh, 2_000).await.unwrap_err();
+        assert!(err.to_string().contains("does not match"), "{err}");
+        assert!(seen.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_switch_off_this_machine_is_not_trusted_without_a_pin() {
+        let client = reqwest::Client::new();
+        // TEST-NET-1 (RFC 5737): refused before anything is fetched (a fetch would fail with
+        // another message after the 10 s timeout).
+        let err = switch_pan_key(&client, "http://192.0.2.1:9", 10_000)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not pinned"), "{err}");
+        for url in [
+            "http://127.0.0.1:1",
+            "http://127.8.0.1:1",
+            "http://localhost:1",
+            "http://[::1]:1",
+        ] {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in [
+            "http://10.0.0.1:1",
+            "http://localhost.example:1",
+            "http://[::ffff:10.0.0.1]:1",
+            "not a url",
+        ] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
     }
 
     /// A partial approval (ISO 8583 response code 10, `approved_fen` below the amount asked)

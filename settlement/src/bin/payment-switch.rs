@@ -140,6 +140,17 @@ async fn main() -> Result<()> {
     let switch = Switch::open(routing, options, ledger, Arc::new(Mutex::new(hsm)))
         .await
         .context("opening the switch")?;
+    // What terminals pin the key to (terminal-agent: SSC_SWITCH_PAN_KEY_SM3): a public value.
+    if let Some(key) = switch
+        .pan_public_key()
+        .context("reading the PAN sealing key")?
+    {
+        tracing::info!(
+            alias = %cli.pan_key,
+            sm3 = %hex::encode_upper(hsm::sm::sm3_digest(&key)),
+            "PAN sealing key fingerprint (SM3 of 04||X||Y; terminals pin it as SSC_SWITCH_PAN_KEY_SM3)"
+        );
+    }
     for bank in &banks {
         match switch.network(bank, "001").await {
             Ok(true) => tracing::info!(bank, "signed on"),

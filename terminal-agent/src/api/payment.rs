@@ -8,7 +8,9 @@
 //!
 //! Settings ([`PaymentConfig`]): given once with [`configure`], else from the environment
 //! (`SSC_SWITCH_URL`, `SSC_TERMINAL_ID` 8 characters, `SSC_MERCHANT_ID` 15, `SSC_MERCHANT_NAME`,
-//! `SSC_PAYMENT_TIMEOUT_MS`, default 15000). Without a switch URL the route answers 400.
+//! `SSC_PAYMENT_TIMEOUT_MS`, default 15000, `SSC_SWITCH_PAN_KEY_SM3`: 64 hex digits, the
+//! fingerprint of the switch's PAN sealing key, needed unless the switch is on loopback).
+//! Without a switch URL the route answers 400.
 
 use std::sync::OnceLock;
 
@@ -36,6 +38,9 @@ pub struct PaymentConfig {
     pub merchant_name: String,
     /// The terminal's authorisation timeout, ms.
     pub timeout_ms: u64,
+    /// The SM3 fingerprint of the switch's PAN sealing key (`payment-switch` logs it at
+    /// start); required unless the switch is on loopback ([`crate::payment::pin_pan_key`]).
+    pub pan_key_sm3: Option<[u8; 32]>,
 }
 
 static CONFIG: OnceLock<PaymentConfig> = OnceLock::new();
@@ -77,7 +82,19 @@ fn config() -> Option<PaymentConfig> {
         timeout_ms: var("SSC_PAYMENT_TIMEOUT_MS")
             .and_then(|v| v.parse().ok())
             .unwrap_or(15_000),
+        pan_key_sm3: var("SSC_SWITCH_PAN_KEY_SM3").map(|v| {
+            parse_sm3(&v).unwrap_or_else(|| {
+                // A pin no key matches: every purchase is refused until it is mended.
+                tracing::error!("SSC_SWITCH_PAN_KEY_SM3 is not 64 hex digits: no purchase is sent");
+                [0; 32]
+            })
+        }),
     })
+}
+
+/// 64 hex digits as 32 bytes.
+fn parse_sm3(text: &str) -> Option<[u8; 32]> {
+    <[u8; 32]>::try_from(hex::decode(text.trim()).ok()?).ok()
 }
 
 /// The request.
@@ -177,6 +194,7 @@ pub async fn purchase(
     let endpoint = SwitchEndpoint {
         url: config.switch_url,
         timeout_ms: config.timeout_ms,
+        pan_key_sm3: config.pan_key_sm3,
     };
     let receipt = payment::purchase_identified(
         &state.readers,

@@ -162,6 +162,8 @@ impl Agent {
             merchant_id: setup.merchant_id.to_owned(),
             merchant_name: setup.merchant_name.to_owned(),
             timeout_ms: 15_000,
+            // The switch runs on this machine (loopback): trusted on first use.
+            pan_key_sm3: None,
         });
         let state = AppState {
             readers: readers.clone(),
