@@ -526,9 +526,13 @@ async fn card_keys(db: Db) {
     let (dept, dept_key) = h.register("DEPT-K", "p256", P256_PRIV, &scopes, hook).await;
     h.approve(&dept, None, None).await;
 
-    // Before the keys: the bank is given the legacy reference; the card is lost, then found.
+    // Before the keys: the bank is given the legacy reference; the department is given a
+    // consent it will use only after the keys; then the card is reported lost.
     let bank_ref = verified_ref(&h, &bank, "sm2", SM2_PRIV, &bank_key).await;
     assert_eq!(bank_ref, unkeyed_ref(&bank));
+    let early = h.consent(CARD_NO, &dept, USE_MEDICAL, json!({})).await;
+    assert_eq!(early.status, 201, "{:?}", early.body);
+    let early_token = early.body["consent_token"].as_str().unwrap().to_owned();
     assert_eq!(
         set_status(&h, "lost").await,
         json!({"status": "lost", "notices_queued": 1})
@@ -543,27 +547,43 @@ async fn card_keys(db: Db) {
     )
     .await
     .unwrap();
-    settlement::medical::seal_persons(&h.core.ledger, identity.shared_data_keys())
+    let keys = identity.shared_data_keys();
+    settlement::medical::seal_persons(&h.core.ledger, keys.clone())
         .await
         .unwrap();
 
     // The loss reported before the keys still stands.
     let reply = h.consent(CARD_NO, &bank, USE_MEDICAL, json!({})).await;
     assert_eq!((reply.status, reply.code()), (409, "card_lost"));
+    // The department's consent from before the keys: the card is lost, and its reference is
+    // new, so keyed: the first 16 bytes of HMAC-SHA-256 under the data key of
+    // "partner-card-ref" ‖ 0 ‖ app ‖ 0 ‖ card_no.
+    let reply = h
+        .signed_one(&verify_call(
+            P256_PRIV,
+            "p256",
+            &dept_key,
+            USE_MEDICAL,
+            &early_token,
+        ))
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["card_status"], "lost");
+    let dept_ref = reply.body["card_ref"].as_str().unwrap().to_owned();
+    let keyed_ref =
+        hex::encode(&keys.keyed_hash("partner-card-ref", &format!("{dept}\0{CARD_NO}"))[..16]);
+    assert_eq!(dept_ref, keyed_ref);
+    assert_ne!(dept_ref, unkeyed_ref(&dept));
     // Found (a status under the keyed key, later than the legacy one, wins).
     assert_eq!(
         set_status(&h, "normal").await,
         json!({"status": "normal", "notices_queued": 0})
     );
-    // The bank keeps its reference; the department, new to the card, gets a keyed one.
+    // Each application keeps the reference it was given.
     assert_eq!(
         verified_ref(&h, &bank, "sm2", SM2_PRIV, &bank_key).await,
         bank_ref
     );
-    let dept_ref = verified_ref(&h, &dept, "p256", P256_PRIV, &dept_key).await;
-    assert_ne!(dept_ref, unkeyed_ref(&dept));
-    assert_eq!(dept_ref.len(), 32);
-    assert!(dept_ref.bytes().all(|b| b.is_ascii_hexdigit()));
     assert_eq!(
         verified_ref(&h, &dept, "p256", P256_PRIV, &dept_key).await,
         dept_ref

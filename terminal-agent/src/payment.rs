@@ -261,7 +261,8 @@ fn check_pan_key(base: &str, key: &[u8; 65]) -> Result<(), AgentError> {
     }
 }
 
-/// Whether `url`'s host is this machine (`localhost`, 127.0.0.0/8, ::1).
+/// Whether `url`'s host is this machine: an IP literal in 127.0.0.0/8 or ::1 (a name, even
+/// `localhost`, is only what the resolver says it is).
 fn is_loopback_url(url: &str) -> bool {
     let Ok(parsed) = reqwest::Url::parse(url) else {
         return false;
@@ -269,11 +270,10 @@ fn is_loopback_url(url: &str) -> bool {
     let Some(host) = parsed.host_str() else {
         return false;
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The key the switch at `switch_url` opens sealed PANs with (SM2 public key `04‖X‖Y`, from
@@ -302,7 +302,8 @@ pub async fn switch_pan_key(
         }
     }
     // Refused before anything is fetched when no pin can vouch for what would come back.
-    if pin_of(&base).is_none() && !is_loopback_url(&base) {
+    let pinned = pin_of(&base).is_some();
+    if !pinned && !is_loopback_url(&base) {
         return Err(not_pinned());
     }
     #[derive(Deserialize)]
@@ -314,6 +315,19 @@ pub async fn switch_pan_key(
         AgentError::Internal(format!(
             "the switch's PAN sealing key is not available: {why}"
         ))
+    };
+    // Unpinned, the key is trusted because it comes straight from this machine: so no proxy
+    // (HTTP_PROXY would carry even a loopback request off it) and no redirect elsewhere.
+    let direct;
+    let client = if pinned {
+        client
+    } else {
+        direct = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| no_key(e.without_url().to_string()))?;
+        &direct
     };
     let response = client
         .get(format!("{base}/payments/v1/pan-key"))
@@ -809,6 +823,14 @@ mod tests {
         let err = switch_pan_key(&client, &fresh, 2_000).await.unwrap_err();
         assert!(err.to_string().contains("does not match"), "{err}");
         assert!(seen.lock().unwrap().is_empty());
+        // Pins and keys are process-wide: leave none behind for a later test on these ports.
+        forget(&url);
+        forget(&fresh);
+    }
+
+    fn forget(url: &str) {
+        PAN_KEY_PINS.lock().unwrap().retain(|(u, _)| u != url);
+        PAN_KEYS.lock().unwrap().retain(|(u, _)| u != url);
     }
 
     #[tokio::test]
@@ -820,16 +842,13 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("not pinned"), "{err}");
-        for url in [
-            "http://127.0.0.1:1",
-            "http://127.8.0.1:1",
-            "http://localhost:1",
-            "http://[::1]:1",
-        ] {
+        for url in ["http://127.0.0.1:1", "http://127.8.0.1:1", "http://[::1]:1"] {
             assert!(is_loopback_url(url), "{url}");
         }
         for url in [
             "http://10.0.0.1:1",
+            "http://localhost:1",
+            "http://127.0.0.1.nip.io:1",
             "http://localhost.example:1",
             "http://[::ffff:10.0.0.1]:1",
             "not a url",

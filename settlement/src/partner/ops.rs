@@ -355,14 +355,16 @@ impl PartnerPlatform {
         let consent_hash = <[u8; 32]>::try_from(consent.card_no_sha256.as_slice())
             .map_err(|_| ApiError::Internal)?;
         let card_no = person.card_no.clone().unwrap_or_default();
-        // The card's lookup keys now (keyed first) and the one its consent was issued under.
-        let mut card_hashes = if card_no.is_empty() {
+        // The card's lookup keys (keyed first once keys are installed, then the legacy one);
+        // the consent must have been issued for this card: a card reissued since (or gone)
+        // is not the one the holder consented to show.
+        let card_hashes = if card_no.is_empty() {
             Vec::new()
         } else {
             self.vault.lookups("card", &card_no)
         };
         if !card_hashes.contains(&consent_hash) {
-            card_hashes.push(consent_hash);
+            return Err(ApiError::ConsentInvalid);
         }
         let lost = self
             .store
@@ -382,7 +384,13 @@ impl PartnerPlatform {
             None => {
                 let reference = self.card_ref_for(&caller.app.app_id, &card_no);
                 self.store
-                    .partner_card_link(app_id, &consent_hash, &reference, &card_no_masked, now)
+                    .partner_card_link(
+                        app_id,
+                        &self.vault.lookup("card", &card_no),
+                        &reference,
+                        &card_no_masked,
+                        now,
+                    )
                     .await
                     .map_err(|e| internal(&e))?;
                 reference

@@ -101,6 +101,20 @@ const WEBHOOK_INSERT: &str = "INSERT INTO partner_webhooks (event_id, app_id, ev
      created_at_ms, state, attempts, next_at_ms) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $5) \
      ON CONFLICT DO NOTHING";
 
+/// A card's lookup keys (1-3: keyed, legacy; `PersonVault::lookups`) as the three parameters
+/// of a fixed `IN ($1, $2, $3)`, the last one repeated where there are fewer (an empty list
+/// gives three empty keys, which match nothing: every stored key is 32 bytes).
+fn card_keys(card_hashes: &[[u8; 32]]) -> [Vec<u8>; 3] {
+    let key = |i: usize| {
+        card_hashes
+            .get(i)
+            .or(card_hashes.last())
+            .map(|hash| hash.to_vec())
+            .unwrap_or_default()
+    };
+    [key(0), key(1), key(2)]
+}
+
 impl Store {
     /// The person holding card `card_no` (the persons table's card lookup keys, `vault`), if
     /// exactly one does. Errors: database, `Corrupt` (a record that does not open here).
@@ -135,26 +149,22 @@ impl Store {
 
     /// Whether the card's latest status row says `lost`, the card named by any of its lookup
     /// keys (`PersonVault::lookups`: keyed, then the legacy unkeyed one), so a status written
-    /// before the keys were installed still counts; the latest row across them wins.
+    /// before the keys were installed still counts; the latest row across them wins (one
+    /// statement: one snapshot).
     pub(crate) async fn partner_card_lost(&self, card_hashes: &[[u8; 32]]) -> Result<bool> {
-        let mut latest: Option<(i64, String)> = None;
-        for hash in card_hashes {
-            let row: Option<(i64, String)> = dispatch!(self, pool => {
-                sqlx::query_as(
-                    "SELECT seq, status FROM card_status_events WHERE card_no_sha256 = $1 \
-                     ORDER BY seq DESC LIMIT 1",
-                )
-                .bind(hash.to_vec())
-                .fetch_optional(pool)
-                .await?
-            });
-            if let Some(row) = row
-                && latest.as_ref().is_none_or(|(seq, _)| row.0 > *seq)
-            {
-                latest = Some(row);
-            }
-        }
-        Ok(latest.is_some_and(|(_, status)| status == "lost"))
+        let keys = card_keys(card_hashes);
+        let row: Option<(String,)> = dispatch!(self, pool => {
+            sqlx::query_as(
+                "SELECT status FROM card_status_events WHERE card_no_sha256 IN ($1, $2, $3) \
+                 ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(keys[0].clone())
+            .bind(keys[1].clone())
+            .bind(keys[2].clone())
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.is_some_and(|(status,)| status == "lost"))
     }
 
     /// Appends a status row for a card and, in the same transaction, the webhook rows `events`
@@ -203,34 +213,29 @@ impl Store {
         &self,
         card_hashes: &[[u8; 32]],
     ) -> Result<Vec<(String, String, String)>> {
-        let mut first: std::collections::BTreeMap<String, (i64, String, String)> =
-            std::collections::BTreeMap::new();
-        for hash in card_hashes {
-            let rows: Vec<(String, String, String, i64)> = dispatch!(self, pool => {
-                sqlx::query_as(
-                    "SELECT l.app_id, l.card_ref, l.card_no_masked, l.first_at_ms \
-                     FROM partner_card_links l \
-                     JOIN partner_apps a ON a.app_id = l.app_id AND a.state = 'approved' \
-                     WHERE l.card_no_sha256 = $1 AND EXISTS (SELECT 1 FROM partner_scopes s \
-                     WHERE s.app_id = l.app_id AND s.operation = 'webhook.card' AND s.granted = 1)",
-                )
-                .bind(hash.to_vec())
-                .fetch_all(pool)
-                .await?
-            });
-            for (app_id, card_ref, masked, at_ms) in rows {
-                let earlier = first
-                    .get(&app_id)
-                    .is_none_or(|(known_at, _, _)| at_ms < *known_at);
-                if earlier {
-                    first.insert(app_id, (at_ms, card_ref, masked));
-                }
+        let keys = card_keys(card_hashes);
+        let rows: Vec<(String, String, String)> = dispatch!(self, pool => {
+            sqlx::query_as(
+                "SELECT l.app_id, l.card_ref, l.card_no_masked FROM partner_card_links l \
+                 JOIN partner_apps a ON a.app_id = l.app_id AND a.state = 'approved' \
+                 WHERE l.card_no_sha256 IN ($1, $2, $3) AND EXISTS (SELECT 1 FROM partner_scopes s \
+                 WHERE s.app_id = l.app_id AND s.operation = 'webhook.card' AND s.granted = 1) \
+                 ORDER BY l.app_id, l.first_at_ms",
+            )
+            .bind(keys[0].clone())
+            .bind(keys[1].clone())
+            .bind(keys[2].clone())
+            .fetch_all(pool)
+            .await?
+        });
+        let mut watchers: Vec<(String, String, String)> = Vec::with_capacity(rows.len());
+        for row in rows {
+            // Rows come by application, its first link first.
+            if watchers.last().is_none_or(|last| last.0 != row.0) {
+                watchers.push(row);
             }
         }
-        Ok(first
-            .into_iter()
-            .map(|(app_id, (_, card_ref, masked))| (app_id, card_ref, masked))
-            .collect())
+        Ok(watchers)
     }
 
     /// The reference an application already holds for a card (its first link under any of the
@@ -240,25 +245,20 @@ impl Store {
         app_id: &str,
         card_hashes: &[[u8; 32]],
     ) -> Result<Option<String>> {
-        let mut first: Option<(i64, String)> = None;
-        for hash in card_hashes {
-            let row: Option<(i64, String)> = dispatch!(self, pool => {
-                sqlx::query_as(
-                    "SELECT first_at_ms, card_ref FROM partner_card_links \
-                     WHERE app_id = $1 AND card_no_sha256 = $2",
-                )
-                .bind(app_id)
-                .bind(hash.to_vec())
-                .fetch_optional(pool)
-                .await?
-            });
-            if let Some(row) = row
-                && first.as_ref().is_none_or(|(at_ms, _)| row.0 < *at_ms)
-            {
-                first = Some(row);
-            }
-        }
-        Ok(first.map(|(_, card_ref)| card_ref))
+        let keys = card_keys(card_hashes);
+        let row: Option<(String,)> = dispatch!(self, pool => {
+            sqlx::query_as(
+                "SELECT card_ref FROM partner_card_links WHERE app_id = $1 \
+                 AND card_no_sha256 IN ($2, $3, $4) ORDER BY first_at_ms LIMIT 1",
+            )
+            .bind(app_id)
+            .bind(keys[0].clone())
+            .bind(keys[1].clone())
+            .bind(keys[2].clone())
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(|(card_ref,)| card_ref))
     }
 
     /// Links an application to a card it verified (kept once).

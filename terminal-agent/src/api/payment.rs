@@ -82,13 +82,17 @@ fn config() -> Option<PaymentConfig> {
         timeout_ms: var("SSC_PAYMENT_TIMEOUT_MS")
             .and_then(|v| v.parse().ok())
             .unwrap_or(15_000),
-        pan_key_sm3: var("SSC_SWITCH_PAN_KEY_SM3").map(|v| {
-            parse_sm3(&v).unwrap_or_else(|| {
-                // A pin no key matches: every purchase is refused until it is mended.
-                tracing::error!("SSC_SWITCH_PAN_KEY_SM3 is not 64 hex digits: no purchase is sent");
-                [0; 32]
-            })
-        }),
+        pan_key_sm3: var("SSC_SWITCH_PAN_KEY_SM3")
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| {
+                parse_sm3(&v).unwrap_or_else(|| {
+                    // A pin no key matches: every purchase is refused until it is mended.
+                    tracing::error!(
+                        "SSC_SWITCH_PAN_KEY_SM3 is not 64 hex digits: no purchase is sent"
+                    );
+                    [0; 32]
+                })
+            }),
     })
 }
 
