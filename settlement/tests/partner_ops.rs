@@ -439,8 +439,10 @@ async fn rate_limit_per_partner_with_retry_after() {
 /// serve` with its hsm, issue 8: "keyed hashes where only matching is needed"). A card number (a
 /// letter and 8 digits) is short enough to enumerate, so neither the reference an application
 /// is given nor the key under which `card_status_events` and `partner_card_links` store a card
-/// may then be a plain SHA-256 of it. What came before the keys still holds: an application
-/// keeps the reference it was given, and a status written before still counts.
+/// may then be a plain SHA-256 of it. Sealing the persons (`seal_persons`) moves the card's
+/// partner rows written before the keys to the keyed key; what came before still holds: an
+/// application keeps the reference it was given, a loss reported before still counts, and so
+/// does one a node without the keys writes later under the legacy key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn card_keys_are_keyed_once_the_personal_data_keys_are_installed() {
     for db in BOTH {
@@ -483,6 +485,38 @@ where
                 .options([("search_path", h.core.test.pg_schema().unwrap())]);
             let mut conn = sqlx::PgConnection::connect_with(&options).await.unwrap();
             sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
+        }
+    }
+}
+
+/// A `lost` status row under the card's legacy key, as a node without the keys writes it.
+async fn raw_legacy_lost(h: &PartnerHarness) {
+    use sqlx::Connection;
+    use std::str::FromStr;
+    const SQL: &str = "INSERT INTO card_status_events (card_no_sha256, status, at_ms, by_account) \
+                       VALUES ($1, 'lost', 0, 'keyless-node')";
+    match h.core.test.db {
+        Db::Sqlite => {
+            let path = h.core.test.sqlite_path().unwrap();
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+                .await
+                .unwrap();
+            sqlx::query(SQL)
+                .bind(unkeyed_card_key())
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        Db::Postgres => {
+            let options = sqlx::postgres::PgConnectOptions::from_str(&common::pg_url())
+                .unwrap()
+                .options([("search_path", h.core.test.pg_schema().unwrap())]);
+            let mut conn = sqlx::PgConnection::connect_with(&options).await.unwrap();
+            sqlx::query(SQL)
+                .bind(unkeyed_card_key())
+                .execute(&mut conn)
+                .await
+                .unwrap();
         }
     }
 }
@@ -574,7 +608,7 @@ async fn card_keys(db: Db) {
         hex::encode(&keys.keyed_hash("partner-card-ref", &format!("{dept}\0{CARD_NO}"))[..16]);
     assert_eq!(dept_ref, keyed_ref);
     assert_ne!(dept_ref, unkeyed_ref(&dept));
-    // Found (a status under the keyed key, later than the legacy one, wins).
+    // Found again.
     assert_eq!(
         set_status(&h, "normal").await,
         json!({"status": "normal", "notices_queued": 0})
@@ -588,6 +622,19 @@ async fn card_keys(db: Db) {
         verified_ref(&h, &dept, "p256", P256_PRIV, &dept_key).await,
         dept_ref
     );
+    // A node without the keys sharing the database writes under the legacy key: its report
+    // counts (the latest row under any key wins), and so does a later one under the keyed key.
+    raw_legacy_lost(&h).await;
+    let reply = h.consent(CARD_NO, &bank, USE_MEDICAL, json!({})).await;
+    assert_eq!((reply.status, reply.code()), (409, "card_lost"));
+    assert_eq!(
+        set_status(&h, "normal").await,
+        json!({"status": "normal", "notices_queued": 0})
+    );
+    assert_eq!(
+        verified_ref(&h, &bank, "sm2", SM2_PRIV, &bank_key).await,
+        bank_ref
+    );
     // Lost again: one notice per application, each with the reference it holds.
     assert_eq!(
         set_status(&h, "lost").await,
@@ -599,45 +646,57 @@ async fn card_keys(db: Db) {
          ORDER BY created_at_ms, app_id",
     )
     .await;
-    let refs: Vec<(String, String)> = bodies
+    let mut got: Vec<(String, String)> = bodies
         .iter()
         .map(|(app, body)| {
             let body: serde_json::Value = serde_json::from_str(body).unwrap();
             (app.clone(), body["card_ref"].as_str().unwrap().to_owned())
         })
         .collect();
+    got.sort();
     let mut expected = vec![
         (bank.clone(), bank_ref.clone()),
         (bank.clone(), bank_ref.clone()),
         (dept.clone(), dept_ref.clone()),
     ];
     expected.sort();
-    let mut got = refs.clone();
-    got.sort();
     assert_eq!(got, expected, "{bodies:?}");
 
-    // At rest: the rows written before the keys under the legacy key, every later one keyed.
+    // At rest: sealing moved the rows written before the keys to the keyed key (the status
+    // rows in their order); only the keyless node's row holds the legacy one.
     let events: Vec<(Vec<u8>, String)> = raw(
         &h,
         "SELECT card_no_sha256, status FROM card_status_events ORDER BY seq",
     )
     .await;
     let statuses: Vec<&str> = events.iter().map(|(_, s)| s.as_str()).collect();
-    assert_eq!(statuses, ["lost", "normal", "lost"]);
-    assert_eq!(events[0].0, unkeyed_card_key());
-    assert_ne!(events[1].0, unkeyed_card_key());
-    assert_eq!(events[1].0, events[2].0);
+    assert_eq!(statuses, ["lost", "normal", "lost", "normal", "lost"]);
+    let keyed = events[0].0.clone();
+    assert_ne!(keyed, unkeyed_card_key());
+    let legacy_rows: Vec<usize> = (0..events.len())
+        .filter(|&i| events[i].0 == unkeyed_card_key())
+        .collect();
+    assert_eq!(legacy_rows, [2]);
+    assert!(
+        events
+            .iter()
+            .enumerate()
+            .all(|(i, (key, _))| i == 2 || *key == keyed)
+    );
     let links: Vec<(String, Vec<u8>, String)> = raw(
         &h,
         "SELECT app_id, card_no_sha256, card_ref FROM partner_card_links ORDER BY first_at_ms",
     )
     .await;
-    assert_eq!(links.len(), 2, "one link per application");
     assert_eq!(
-        (&links[0].0, &links[0].1, &links[0].2),
-        (&bank, &unkeyed_card_key(), &bank_ref)
+        links,
+        [
+            (bank.clone(), keyed.clone(), bank_ref.clone()),
+            (dept.clone(), keyed.clone(), dept_ref.clone())
+        ]
     );
-    assert_eq!((&links[1].0, &links[1].2), (&dept, &dept_ref));
-    assert_eq!(links[1].1, events[1].0);
+    let consents: Vec<(Vec<u8>,)> = raw(&h, "SELECT card_no_sha256 FROM partner_consents").await;
+    assert!(!consents.is_empty());
+    assert!(consents.iter().all(|(key,)| *key == keyed));
     h.finish().await;
 }

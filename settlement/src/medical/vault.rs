@@ -27,6 +27,17 @@ use crate::error::LedgerError;
 use crate::identity::DataKeys;
 use crate::store::dispatch;
 
+/// Re-keys one card's partner rows from its legacy key ($2) to its keyed one ($1), in order:
+/// an application linked under both keeps its older link (made before the keys; the reference
+/// it was given first), now under the keyed key. Status rows keep their order (`seq`).
+const REKEY_PARTNER_ROWS: [&str; 4] = [
+    "DELETE FROM partner_card_links WHERE card_no_sha256 = $1 AND app_id IN \
+     (SELECT app_id FROM partner_card_links WHERE card_no_sha256 = $2)",
+    "UPDATE partner_card_links SET card_no_sha256 = $1 WHERE card_no_sha256 = $2",
+    "UPDATE card_status_events SET card_no_sha256 = $1 WHERE card_no_sha256 = $2",
+    "UPDATE partner_consents SET card_no_sha256 = $1 WHERE card_no_sha256 = $2",
+];
+
 /// Prefix of a sealed record.
 const SEALED_PREFIX: &str = "sealed:v1:";
 /// The AEAD field label of a person record.
@@ -136,7 +147,9 @@ impl PersonVault {
 }
 
 /// Installs `keys` in `ledger`'s vault (if none yet) and seals every clear person row: the record
-/// encrypted, the ID and card numbers' lookup keys replaced by keyed hashes. Each row is updated
+/// encrypted, the ID and card numbers' lookup keys replaced by keyed hashes, and the partner
+/// rows of the person's card (status events, consents, application links) moved from the
+/// legacy key to the keyed one in the same transaction. Each row is updated
 /// only if it is still the clear record read (another process sealing at once loses nothing).
 /// Returns how many rows this call sealed. Errors: database; `Corrupt` for a clear record that
 /// does not parse.
@@ -147,6 +160,20 @@ pub async fn seal_persons(ledger: &Ledger, keys: Arc<DataKeys>) -> Result<usize,
         return Ok(0);
     }
     let store = ledger.store();
+    // The card keys the partner tables hold (few: the cards partners verified or operators
+    // set a status on); a sealed person's card found among them under its legacy key has
+    // those rows re-keyed in the same transaction (`rekey_partner_rows`).
+    let partner_keys: std::collections::HashSet<Vec<u8>> = dispatch!(store, pool => {
+        sqlx::query_scalar::<_, Vec<u8>>(
+            "SELECT card_no_sha256 FROM card_status_events UNION \
+             SELECT card_no_sha256 FROM partner_card_links UNION \
+             SELECT card_no_sha256 FROM partner_consents",
+        )
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .collect()
+    });
     let mut sealed = 0;
     loop {
         let rows: Vec<(String, String)> = dispatch!(store, pool => {
@@ -174,15 +201,21 @@ pub async fn seal_persons(ledger: &Ledger, keys: Arc<DataKeys>) -> Result<usize,
                 .card_no
                 .as_deref()
                 .map(|card| vault.lookup("card", card).to_vec());
-            updates.push((psn_no, clear, stored, certno, card));
+            // The legacy key this card's partner rows may hold, when they hold it.
+            let legacy = record
+                .card_no
+                .as_deref()
+                .map(|card| lookup_key("card", card).to_vec())
+                .filter(|legacy| partner_keys.contains(legacy));
+            updates.push((psn_no, clear, stored, certno, card, legacy));
         }
         let gate = ledger.write_gate();
         let _turn = gate.enter().await;
         let mut changed = 0;
         dispatch!(store, pool => {
             let mut tx = pool.begin().await?;
-            for (psn_no, clear, stored, certno, card) in &updates {
-                changed += sqlx::query(
+            for (psn_no, clear, stored, certno, card, legacy) in &updates {
+                let updated = sqlx::query(
                     "UPDATE persons SET record = $1, certno_sha256 = $2, card_no_sha256 = $3 \
                      WHERE psn_no = $4 AND record = $5",
                 )
@@ -194,6 +227,16 @@ pub async fn seal_persons(ledger: &Ledger, keys: Arc<DataKeys>) -> Result<usize,
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                changed += updated;
+                if let (1, Some(keyed), Some(legacy)) = (updated, card, legacy) {
+                    for sql in REKEY_PARTNER_ROWS {
+                        sqlx::query(sql)
+                            .bind(keyed)
+                            .bind(legacy)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
             }
             tx.commit().await?;
         });
