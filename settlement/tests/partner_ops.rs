@@ -461,7 +461,34 @@ fn unkeyed_card_key() -> Vec<u8> {
     Sha256::digest(format!("nhsa-person-v1\0card\0{CARD_NO}").as_bytes()).to_vec()
 }
 
-/// Rows of `sql`, read past the code (SQLite file or the test's PostgreSQL schema).
+/// A connection past the code: the SQLite file or the test's PostgreSQL schema.
+enum Raw {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+async fn raw_connection(h: &PartnerHarness) -> Raw {
+    use sqlx::Connection;
+    use std::str::FromStr;
+    match h.core.test.db {
+        Db::Sqlite => {
+            let path = h.core.test.sqlite_path().unwrap();
+            Raw::Sqlite(
+                sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+                    .await
+                    .unwrap(),
+            )
+        }
+        Db::Postgres => {
+            let options = sqlx::postgres::PgConnectOptions::from_str(&common::pg_url())
+                .unwrap()
+                .options([("search_path", h.core.test.pg_schema().unwrap())]);
+            Raw::Postgres(sqlx::PgConnection::connect_with(&options).await.unwrap())
+        }
+    }
+}
+
+/// Rows of `sql`, read past the code.
 async fn raw<T>(h: &PartnerHarness, sql: &'static str) -> Vec<T>
 where
     T: Send
@@ -469,54 +496,23 @@ where
         + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
         + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
 {
-    use sqlx::Connection;
-    use std::str::FromStr;
-    match h.core.test.db {
-        Db::Sqlite => {
-            let path = h.core.test.sqlite_path().unwrap();
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
-                .await
-                .unwrap();
-            sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
-        }
-        Db::Postgres => {
-            let options = sqlx::postgres::PgConnectOptions::from_str(&common::pg_url())
-                .unwrap()
-                .options([("search_path", h.core.test.pg_schema().unwrap())]);
-            let mut conn = sqlx::PgConnection::connect_with(&options).await.unwrap();
-            sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
-        }
+    match raw_connection(h).await {
+        Raw::Sqlite(mut conn) => sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap(),
+        Raw::Postgres(mut conn) => sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap(),
     }
 }
 
 /// A `lost` status row under the card's legacy key, as a node without the keys writes it.
 async fn raw_legacy_lost(h: &PartnerHarness) {
-    use sqlx::Connection;
-    use std::str::FromStr;
     const SQL: &str = "INSERT INTO card_status_events (card_no_sha256, status, at_ms, by_account) \
                        VALUES ($1, 'lost', 0, 'keyless-node')";
-    match h.core.test.db {
-        Db::Sqlite => {
-            let path = h.core.test.sqlite_path().unwrap();
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
-                .await
-                .unwrap();
-            sqlx::query(SQL)
-                .bind(unkeyed_card_key())
-                .execute(&mut conn)
-                .await
-                .unwrap();
+    let key = unkeyed_card_key();
+    match raw_connection(h).await {
+        Raw::Sqlite(mut conn) => {
+            sqlx::query(SQL).bind(key).execute(&mut conn).await.unwrap();
         }
-        Db::Postgres => {
-            let options = sqlx::postgres::PgConnectOptions::from_str(&common::pg_url())
-                .unwrap()
-                .options([("search_path", h.core.test.pg_schema().unwrap())]);
-            let mut conn = sqlx::PgConnection::connect_with(&options).await.unwrap();
-            sqlx::query(SQL)
-                .bind(unkeyed_card_key())
-                .execute(&mut conn)
-                .await
-                .unwrap();
+        Raw::Postgres(mut conn) => {
+            sqlx::query(SQL).bind(key).execute(&mut conn).await.unwrap();
         }
     }
 }

@@ -682,41 +682,10 @@ mod tests {
     #[tokio::test]
     async fn the_terminal_txn_id_goes_with_the_purchase_only_when_given() {
         let seen = Seen::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let pair = hsm::sm::sm2_generate_keypair().unwrap();
-        let public_hex = hex::encode_upper(pair.public());
-        let app = axum::Router::new()
-            .route("/payments/v1/purchase", axum::routing::post(purchase_route))
-            .route(
-                "/payments/v1/pan-key",
-                axum::routing::get(move || async move {
-                    axum::Json(
-                        serde_json::json!({"algorithm": "SM2", "public_key_hex": public_hex}),
-                    )
-                }),
-            )
-            .with_state(Arc::clone(&seen));
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let setup = PurchaseSetup {
-            amount_fen: 100,
-            terminal_id: "T0000001".into(),
-            merchant_id: "M00000000000001".into(),
-            merchant_name: "SHOP".into(),
-            date: [0x26, 0x11, 0x30],
-            time: [0x07, 0x30, 0x00],
-            unpredictable_number: [1, 2, 3, 4],
-        };
-        let card = CardAuthorisation {
-            // A test PAN; its Luhn check digit 9 computed with a Python one-liner (ISO/IEC 7812-1).
-            pan: pboc::Pan::new("6222021000000000009").unwrap(),
-            psn: 1,
-            icc_data: vec![0x9F, 0x27, 0x01, 0x80],
-            cdol2: Vec::new(),
-            terminal: Vec::new(),
-        };
+        let url = key_switch(hex::encode_upper(pair.public()), Arc::clone(&seen)).await;
+        let (setup, card) = test_purchase();
         let client = reqwest::Client::new();
-        let url = format!("http://{addr}");
         let answer = authorise_identified(
             &client,
             &url,
@@ -757,18 +726,44 @@ mod tests {
                          BC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0";
     const G_SM3: &str = "1a8ebc45db0c198888a115984193ff485315b84e2967092ddc5814274448410c";
 
-    /// A switch on loopback handing out `public_hex` as its PAN key; returns its URL.
-    async fn key_switch(public_hex: &'static str, seen: Seen) -> String {
+    /// A purchase of 1.00 and the card's side of it, with a test PAN (its Luhn check digit 9
+    /// computed with a Python one-liner, ISO/IEC 7812-1).
+    fn test_purchase() -> (PurchaseSetup, CardAuthorisation) {
+        let setup = PurchaseSetup {
+            amount_fen: 100,
+            terminal_id: "T0000001".into(),
+            merchant_id: "M00000000000001".into(),
+            merchant_name: "SHOP".into(),
+            date: [0x26, 0x11, 0x30],
+            time: [0x07, 0x30, 0x00],
+            unpredictable_number: [1, 2, 3, 4],
+        };
+        let card = CardAuthorisation {
+            pan: pboc::Pan::new("6222021000000000009").unwrap(),
+            psn: 1,
+            icc_data: vec![0x9F, 0x27, 0x01, 0x80],
+            cdol2: Vec::new(),
+            terminal: Vec::new(),
+        };
+        (setup, card)
+    }
+
+    /// A switch on loopback handing out `public_hex` as its PAN key (and answering purchases
+    /// `05`, recorded in `seen`); returns its URL.
+    async fn key_switch(public_hex: String, seen: Seen) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = axum::Router::new()
             .route("/payments/v1/purchase", axum::routing::post(purchase_route))
             .route(
                 "/payments/v1/pan-key",
-                axum::routing::get(move || async move {
-                    axum::Json(
-                        serde_json::json!({"algorithm": "SM2", "public_key_hex": public_hex}),
-                    )
+                axum::routing::get(move || {
+                    let public_hex = public_hex.clone();
+                    async move {
+                        axum::Json(
+                            serde_json::json!({"algorithm": "SM2", "public_key_hex": public_hex}),
+                        )
+                    }
                 }),
             )
             .with_state(seen);
@@ -784,7 +779,7 @@ mod tests {
     async fn the_pan_key_must_match_its_pin_or_nothing_is_sent() {
         let client = reqwest::Client::new();
         let seen = Seen::default();
-        let url = key_switch(G_HEX, Arc::clone(&seen)).await;
+        let url = key_switch(G_HEX.to_owned(), Arc::clone(&seen)).await;
         // Pinned to its fingerprint: the key is used.
         pin_pan_key(&url, sm3_of(G_SM3));
         let key = switch_pan_key(&client, &url, 2_000).await.unwrap();
@@ -796,29 +791,14 @@ mod tests {
         pin_pan_key(&url, other);
         let err = switch_pan_key(&client, &url, 2_000).await.unwrap_err();
         assert!(err.to_string().contains("does not match"), "{err}");
-        let card = CardAuthorisation {
-            pan: pboc::Pan::new("6222021000000000009").unwrap(),
-            psn: 1,
-            icc_data: vec![0x9F, 0x27, 0x01, 0x80],
-            cdol2: Vec::new(),
-            terminal: Vec::new(),
-        };
-        let setup = PurchaseSetup {
-            amount_fen: 100,
-            terminal_id: "T0000001".into(),
-            merchant_id: "M00000000000001".into(),
-            merchant_name: "SHOP".into(),
-            date: [0x26, 0x11, 0x30],
-            time: [0x07, 0x30, 0x00],
-            unpredictable_number: [1, 2, 3, 4],
-        };
+        let (setup, card) = test_purchase();
         assert!(
             authorise(&client, &url, &setup, &card, 2_000)
                 .await
                 .is_err()
         );
         // A switch first reached with a wrong pin: refused at the fetch.
-        let fresh = key_switch(G_HEX, Arc::clone(&seen)).await;
+        let fresh = key_switch(G_HEX.to_owned(), Arc::clone(&seen)).await;
         pin_pan_key(&format!("{fresh}/"), other);
         let err = switch_pan_key(&client, &fresh, 2_000).await.unwrap_err();
         assert!(err.to_string().contains("does not match"), "{err}");
