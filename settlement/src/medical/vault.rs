@@ -162,7 +162,7 @@ pub async fn seal_persons(ledger: &Ledger, keys: Arc<DataKeys>) -> Result<usize,
     let store = ledger.store();
     // The card keys the partner tables hold (few: the cards partners verified or operators
     // set a status on); a sealed person's card found among them under its legacy key has
-    // those rows re-keyed in the same transaction (`rekey_partner_rows`).
+    // those rows re-keyed in the same transaction (`REKEY_PARTNER_ROWS`).
     let partner_keys: std::collections::HashSet<Vec<u8>> = dispatch!(store, pool => {
         sqlx::query_scalar::<_, Vec<u8>>(
             "SELECT card_no_sha256 FROM card_status_events UNION \
