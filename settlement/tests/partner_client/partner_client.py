@@ -79,11 +79,20 @@ def canonical_request(method, path, query, body, timestamp, nonce, key_id):
     ])
 
 
+def sm2_crypt(priv_hex, public_xy):
+    """gmssl's CryptSM2 over the 128 hex digits X||Y. gmssl 3.2.2 strips a leading "04" from the
+    key it is given with `lstrip("04")`, which also eats every following '0' and '4' digit: a
+    key whose X starts with 0x04 (1 in 256) was mangled and verification crashed. The key is set
+    after construction instead."""
+    crypt = sm2.CryptSM2(private_key=priv_hex, public_key="")
+    crypt.public_key = public_xy.lower()
+    return crypt
+
+
 def sign(alg, priv_hex, text):
     data = text.encode("utf-8")
     if alg == "sm2":
-        public = sm2_public(priv_hex)[2:]
-        crypt = sm2.CryptSM2(private_key=priv_hex, public_key=public)
+        crypt = sm2_crypt(priv_hex, sm2_public(priv_hex)[2:])
         signature = None
         while signature is None:
             signature = crypt.sign_with_sm3(data, secrets.token_hex(32))
@@ -141,7 +150,7 @@ def verify_webhook(args):
     text = "SSC-WEBHOOK-V1\n%s\n%s\n%s" % (args.event_id, args.timestamp,
                                            hashlib.sha256(body).hexdigest())
     public = args.public[2:] if len(args.public) == 130 else args.public
-    crypt = sm2.CryptSM2(private_key="", public_key=public.lower())
+    crypt = sm2_crypt("", public)
     return {"valid": bool(crypt.verify_with_sm3(args.signature.lower(), text.encode("utf-8")))}
 
 
