@@ -396,10 +396,24 @@ pub async fn authorise_identified(
     terminal_txn_id: Option<&str>,
 ) -> Result<SwitchAnswer, AgentError> {
     let key = switch_pan_key(client, switch_url, timeout_ms).await?;
+    let body = purchase_body(&key, setup, card, terminal_txn_id)?;
+    send_purchase(client, switch_url, &body, timeout_ms).await
+}
+
+/// The purchase request's JSON body (settlement/src/payments/api.rs), the PAN sealed to the
+/// switch's key `key` ([`seal_pan`]), `terminal_txn_id` included when given.
+///
+/// Errors: as [`seal_pan`]. Nothing has been sent then.
+fn purchase_body(
+    key: &[u8; 65],
+    setup: &PurchaseSetup,
+    card: &CardAuthorisation,
+    terminal_txn_id: Option<&str>,
+) -> Result<serde_json::Value, AgentError> {
     let mut body = serde_json::json!({
         "terminal_id": setup.terminal_id,
         "merchant_id": setup.merchant_id,
-        "pan_sealed_hex": seal_pan(&key, &card.pan)?,
+        "pan_sealed_hex": seal_pan(key, &card.pan)?,
         "psn": card.psn,
         "amount_fen": setup.amount_fen,
         "currency": "156",
@@ -408,10 +422,23 @@ pub async fn authorise_identified(
     if let (Some(id), Some(fields)) = (terminal_txn_id, body.as_object_mut()) {
         fields.insert("terminal_txn_id".into(), id.into());
     }
+    Ok(body)
+}
+
+/// Sends a purchase `body` ([`purchase_body`]) to the switch, bounded by `timeout_ms`.
+///
+/// Errors: [`AgentError::Internal`] with "no answer" when the switch is unreachable or silent
+/// (outcome unknown: the request may have arrived), or answers something unreadable.
+async fn send_purchase(
+    client: &reqwest::Client,
+    switch_url: &str,
+    body: &serde_json::Value,
+    timeout_ms: u64,
+) -> Result<SwitchAnswer, AgentError> {
     let url = format!("{}/payments/v1/purchase", switch_url.trim_end_matches('/'));
     let response = client
         .post(url)
-        .json(&body)
+        .json(body)
         .timeout(Duration::from_millis(timeout_ms))
         .send()
         .await
@@ -572,13 +599,28 @@ pub async fn purchase_identified(
     if let Some(pin) = endpoint.pan_key_sm3 {
         pin_pan_key(&endpoint.url, pin);
     }
-    switch_pan_key(&client, &endpoint.url, endpoint.timeout_ms).await?;
+    // Fetched and checked once: the card job seals to this very key, so nothing can fail
+    // between arming the reversal and sending but the request itself.
+    let key = switch_pan_key(&client, &endpoint.url, endpoint.timeout_ms).await?;
     let handle = tokio::runtime::Handle::current();
     // The card job may last the terminal's timeout plus the card work.
     let job_timeout_ms = endpoint.timeout_ms.saturating_add(10_000);
     readers
         .run(reader, job_timeout_ms, move |link| {
             let card = begin_purchase(link, &setup)?;
+            let body = match purchase_body(
+                &key,
+                &setup,
+                &card,
+                identity.as_ref().map(|i| i.terminal_txn_id.as_str()),
+            ) {
+                Ok(body) => body,
+                Err(e) => {
+                    // Nothing armed, nothing sent: finish the card declined.
+                    let _ = complete_purchase(link, &card, None);
+                    return Err(e);
+                }
+            };
             let armed = match &identity {
                 Some(PurchaseIdentity {
                     terminal_txn_id,
@@ -602,13 +644,11 @@ pub async fn purchase_identified(
                 }
                 _ => None,
             };
-            let answer = handle.block_on(authorise_identified(
+            let answer = handle.block_on(send_purchase(
                 &client,
                 &endpoint.url,
-                &setup,
-                &card,
+                &body,
                 endpoint.timeout_ms,
-                identity.as_ref().map(|i| i.terminal_txn_id.as_str()),
             ));
             match answer {
                 Ok(answer) => {
