@@ -11,8 +11,9 @@
 //! schema of its own, dropped at the end. Prints settlements/s and p50/p99/p999 of the
 //! 2204+2207 pair and of 2207 alone (client-side, closed loop: coordinated omission understates
 //! the tail). Client and server share the machine's cores; the clients run on one thread of their
-//! own (a current-thread runtime), so the load generator takes at most one core's share, and
-//! their request bodies are serialised before the timed phase. The load
+//! own (a current-thread runtime), so the load generator takes at most one core's share, each
+//! on one keep-alive connection through hyper's connection API (no reqwest layers per request),
+//! and their request bodies are serialised before the timed phase. The load
 //! average is printed before the clients start and after the timed phase, and the CPU the timed
 //! phase cost per settlement (Linux `/proc`): this process (service + clients), the local
 //! PostgreSQL server's processes, and how idle the machine stayed. Those figures move much less
@@ -124,20 +125,46 @@ struct Verdict {
     err_msg: Option<String>,
 }
 
-/// Posts `body` (already serialised) and checks that the reply says `infcode` 0.
-async fn post_checked(client: &reqwest::Client, url: &str, body: Vec<u8>) {
-    let reply = client
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let verdict: Verdict = serde_json::from_slice(&reply).unwrap();
-    assert_eq!(verdict.infcode, 0, "{:?}", verdict.err_msg);
+/// One simulated HIS's keep-alive HTTP/1.1 connection to the service, on hyper's connection
+/// API: its requests are built from a pre-serialised body and a fixed path, with none of
+/// reqwest's per-request layers (URL parsing, redirect and retry policies, the pool), which
+/// cost the shared cores ~1/4 of this process's CPU. The HIS systems stand for other machines.
+struct HisConnection {
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    host: http::HeaderValue,
+}
+
+impl HisConnection {
+    async fn open(addr: std::net::SocketAddr) -> HisConnection {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        HisConnection {
+            sender,
+            host: http::HeaderValue::from_str(&addr.to_string()).unwrap(),
+        }
+    }
+
+    /// Posts `body` (already serialised) to the envelope endpoint and checks that the reply
+    /// says `infcode` 0.
+    async fn post_checked(&mut self, body: bytes::Bytes) {
+        use http_body_util::BodyExt;
+        self.sender.ready().await.unwrap();
+        let request = http::Request::post(CALL_SERVICE_PATH)
+            .header(http::header::HOST, self.host.clone())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(body))
+            .unwrap();
+        let response = self.sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), http::StatusCode::OK);
+        let reply = response.into_body().collect().await.unwrap().to_bytes();
+        let verdict: Verdict = serde_json::from_slice(&reply).unwrap();
+        assert_eq!(verdict.infcode, 0, "{:?}", verdict.err_msg);
+    }
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Value {
@@ -198,10 +225,8 @@ async fn run(db: &str, args: &Args) {
         ready: AtomicBool::new(true),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}{CALL_SERVICE_PATH}",
-        listener.local_addr().unwrap()
-    );
+    let addr = listener.local_addr().unwrap();
+    let url = format!("http://{addr}{CALL_SERVICE_PATH}");
     let server = tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
     let count = args.settlements.min(persons.len());
     let people: Arc<Vec<(String, String, String)>> = Arc::new(
@@ -229,7 +254,7 @@ async fn run(db: &str, args: &Args) {
             .enable_all()
             .build()
             .unwrap()
-            .block_on(drive(url, people, clients))
+            .block_on(drive(url, addr, people, clients))
     })
     .await
     .unwrap();
@@ -288,6 +313,7 @@ async fn run(db: &str, args: &Args) {
 /// Returns the pair and 2207 latencies, the timed phase's seconds and the CPU it cost.
 async fn drive(
     url: String,
+    addr: std::net::SocketAddr,
     people: Arc<Vec<(String, String, String)>>,
     clients: usize,
 ) -> (Vec<Duration>, Vec<Duration>, f64, Option<CpuTicks>) {
@@ -331,7 +357,7 @@ async fn drive(
     // The request bodies, serialised before the timed phase as a load generator does: the
     // clients stand for HIS systems on other machines, so building their JSON is not charged
     // to the shared cores.
-    let bodies: Vec<Vec<(Vec<u8>, Vec<u8>)>> = visits
+    let bodies: Vec<Vec<(bytes::Bytes, bytes::Bytes)>> = visits
         .into_iter()
         .map(|mine| {
             mine.into_iter()
@@ -346,28 +372,34 @@ async fn drive(
                         "med_type": "11"}});
                     let request = envelope("2207", &msgid(admdvs, 3, i), admdvs, data);
                     (
-                        serde_json::to_vec(&fee).unwrap(),
-                        serde_json::to_vec(&request).unwrap(),
+                        serde_json::to_vec(&fee).unwrap().into(),
+                        serde_json::to_vec(&request).unwrap().into(),
                     )
                 })
                 .collect()
         })
         .collect();
 
+    // One connection per client, opened before the timed phase (as reqwest's pool held them).
+    let mut connections = Vec::with_capacity(bodies.len());
+    for _ in &bodies {
+        connections.push(HisConnection::open(addr).await);
+    }
+
     // Timed: 2204 + 2207 per visit.
     let cpu_before = CpuTicks::now();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for mine in bodies {
-        let (client, url) = (client.clone(), url.clone());
+        let mut his = connections.pop().unwrap();
         tasks.push(tokio::spawn(async move {
             let mut pair = Vec::with_capacity(mine.len());
             let mut settle = Vec::with_capacity(mine.len());
             for (fee, request) in mine {
                 let t0 = Instant::now();
-                post_checked(&client, &url, fee).await;
+                his.post_checked(fee).await;
                 let t1 = Instant::now();
-                post_checked(&client, &url, request).await;
+                his.post_checked(request).await;
                 pair.push(t0.elapsed());
                 settle.push(t1.elapsed());
             }
