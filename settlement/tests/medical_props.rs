@@ -332,3 +332,66 @@ proptest! {
         }
     }
 }
+
+/// A fee upload (2204) under a msgid already recorded for another person's upload is refused
+/// (E1006) and writes nothing, and the fresh upload in flight beside it is written. On PostgreSQL
+/// the money-free writer first writes a batch in one statement that commits on its own; the
+/// recorded msgid makes that statement fail on the message's primary key, and the batch is then
+/// decided inside a transaction (medical/store.rs `write_fresh`). Each upload is checked through
+/// what follows it: a 2207 of exactly its lines, or the same line uploaded again.
+#[test]
+fn a_fee_upload_under_a_recorded_msgid_writes_nothing_and_spoils_no_other() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for db in BOTH {
+        runtime.block_on(async {
+            let h = Harness::new(db).await;
+            let mut visits = Vec::new();
+            for (index, (psn, _, _)) in PERSONS.iter().enumerate() {
+                let reg = h
+                    .ok(&env(
+                        "2201",
+                        &format!("REG000{index}"),
+                        json!({"data": {"psn_no": psn, "insutype": "310",
+                            "begntime": "2026-11-30 09:00:00"}}),
+                    ))
+                    .await;
+                visits.push(reg["data"]["mdtrt_id"].as_str().unwrap().to_owned());
+            }
+            // One line of 2 × 15.00 on person `p`'s visit.
+            let upload = |p: usize, msgid: &str| {
+                env(
+                    "2204",
+                    msgid,
+                    json!({"feedetail": [{"feedetl_sn": "1",
+                    "mdtrt_id": visits[p], "psn_no": PERSONS[p].0, "chrg_bchno": "B1",
+                    "med_list_codg": CODES[0], "det_item_fee_sumamt": "30.00", "cnt": 2,
+                    "pric": "15.00"}]}),
+                )
+            };
+            let settle = |p: usize, msgid: &str| {
+                env(
+                    "2207",
+                    msgid,
+                    json!({"data": {"psn_no": PERSONS[p].0,
+                    "mdtrt_id": visits[p], "medfee_sumamt": "30.00", "insutype": "310",
+                    "acct_used_flag": "0", "med_type": "11"}}),
+                )
+            };
+            h.ok(&upload(0, "FEE0001")).await;
+            let (reused, fresh) = (upload(1, "FEE0001"), upload(2, "FEE0002"));
+            tokio::join!(h.refused(&reused, "E1006"), h.ok(&fresh));
+            // Person 2's line was written: its 2207 settles 30.00.
+            let output = h.ok(&settle(2, "SET0002")).await;
+            assert_eq!(fen(&output["setlinfo"]["medfee_sumamt"]), 30_00, "{db:?}");
+            // Person 1's was not: the same line goes through under a new msgid, once.
+            h.ok(&upload(1, "FEE0003")).await;
+            let output = h.ok(&settle(1, "SET0001")).await;
+            assert_eq!(fen(&output["setlinfo"]["medfee_sumamt"]), 30_00, "{db:?}");
+            h.finish().await;
+        });
+    }
+}

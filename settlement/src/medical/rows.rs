@@ -308,7 +308,7 @@ pub(crate) async fn insert_rows(tx: &mut Tx, rows: &[&Row]) -> Result<()> {
         by_table.entry(row.table).or_default().push(row);
     }
     if let Tx::Postgres(t) = tx {
-        return insert_unnest(t, &by_table).await;
+        return insert_unnest(&mut **t, &by_table).await;
     }
     for (table, rows) in by_table {
         let columns = table.columns();
@@ -395,8 +395,8 @@ impl Column {
 /// round trip whatever their tables. The parts run on one snapshot and foreign keys are checked
 /// at the end of the statement, which is all these append-only inserts need (no part reads
 /// another's rows).
-async fn insert_unnest(
-    t: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+async fn insert_unnest<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
     by_table: &BTreeMap<Table, Vec<&Row>>,
 ) -> Result<()> {
     let mut parts: Vec<String> = Vec::with_capacity(by_table.len());
@@ -436,6 +436,22 @@ async fn insert_unnest(
             Column::Bytes(values) => query.bind(values),
         };
     }
-    query.execute(&mut **t).await?;
+    query.execute(executor).await?;
     Ok(())
+}
+
+/// PostgreSQL only: `rows` in ONE statement sent outside any explicit transaction, so PostgreSQL
+/// commits it on its own (one round trip where `BEGIN`, the statement and `COMMIT` take three):
+/// every row is written, or none (a statement is atomic). Nothing checks first whether a
+/// message is already recorded: its `nhsa_messages` primary key refuses the whole statement
+/// then, and the caller decides again inside a transaction (`medical::store::run_rows`).
+///
+/// Errors: [`LedgerError::Storage`] for any refusal (unique violations included) or a lost
+/// connection, when the statement may or may not have committed.
+pub(crate) async fn insert_rows_autocommit(pool: &sqlx::PgPool, rows: &[&Row]) -> Result<()> {
+    let mut by_table: BTreeMap<Table, Vec<&Row>> = BTreeMap::new();
+    for row in rows {
+        by_table.entry(row.table).or_default().push(row);
+    }
+    insert_unnest(pool, &by_table).await
 }
