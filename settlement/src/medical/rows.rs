@@ -399,45 +399,75 @@ async fn insert_unnest<'c>(
     executor: impl sqlx::PgExecutor<'c>,
     by_table: &BTreeMap<Table, Vec<&Row>>,
 ) -> Result<()> {
-    let mut parts: Vec<String> = Vec::with_capacity(by_table.len());
-    let mut arrays: Vec<Column> = Vec::new();
-    for (table, rows) in by_table {
-        let columns = table.columns();
-        let mut casts: Vec<String> = Vec::with_capacity(columns.len());
-        for index in 0..columns.len() {
-            let column = Column::of(rows, index);
-            casts.push(format!("${}::{}[]", arrays.len() + 1, column.sql_type()));
-            arrays.push(column);
-        }
-        parts.push(format!(
-            "INSERT INTO {} ({}) SELECT * FROM UNNEST({})",
-            table.name(),
-            columns.join(", "),
-            casts.join(", ")
-        ));
-    }
-    let Some(last) = parts.pop() else {
+    let mut unnest = UnnestInserts::of(by_table, 1);
+    let Some(last) = unnest.parts.pop() else {
         return Ok(());
     };
     let mut sql = String::new();
-    for (index, part) in parts.iter().enumerate() {
+    for (index, part) in unnest.parts.iter().enumerate() {
         sql.push_str(if index == 0 { "WITH " } else { ", " });
         sql.push_str(&format!("w{index} AS ({part})"));
     }
-    if !parts.is_empty() {
+    if !unnest.parts.is_empty() {
         sql.push(' ');
     }
     sql.push_str(&last);
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for column in arrays {
-        query = match column {
-            Column::I64(values) => query.bind(values),
-            Column::Text(values) => query.bind(values),
-            Column::Bytes(values) => query.bind(values),
-        };
-    }
-    query.execute(executor).await?;
+    unnest
+        .bind(sqlx::query(sqlx::AssertSqlSafe(sql)))
+        .execute(executor)
+        .await?;
     Ok(())
+}
+
+/// PostgreSQL: one `INSERT INTO table (...) SELECT * FROM UNNEST($n::type[], ...)` per table of
+/// some rows (`parts`, in table order) and the arrays they bind, numbered from `first_bind`.
+pub(crate) struct UnnestInserts {
+    /// The INSERT statements, to be sent as data-modifying `WITH` parts or on their own.
+    pub parts: Vec<String>,
+    arrays: Vec<Column>,
+}
+
+impl UnnestInserts {
+    /// The inserts of `rows` grouped by table, binds numbered from `first_bind`.
+    pub(crate) fn of(by_table: &BTreeMap<Table, Vec<&Row>>, first_bind: usize) -> UnnestInserts {
+        let mut parts: Vec<String> = Vec::with_capacity(by_table.len());
+        let mut arrays: Vec<Column> = Vec::new();
+        for (table, rows) in by_table {
+            let columns = table.columns();
+            let mut casts: Vec<String> = Vec::with_capacity(columns.len());
+            for index in 0..columns.len() {
+                let column = Column::of(rows, index);
+                casts.push(format!(
+                    "${}::{}[]",
+                    first_bind + arrays.len(),
+                    column.sql_type()
+                ));
+                arrays.push(column);
+            }
+            parts.push(format!(
+                "INSERT INTO {} ({}) SELECT * FROM UNNEST({})",
+                table.name(),
+                columns.join(", "),
+                casts.join(", ")
+            ));
+        }
+        UnnestInserts { parts, arrays }
+    }
+
+    /// The arrays bound to `query`, in their numbering's order.
+    pub(crate) fn bind<'q>(
+        self,
+        mut query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        for column in self.arrays {
+            query = match column {
+                Column::I64(values) => query.bind(values),
+                Column::Text(values) => query.bind(values),
+                Column::Bytes(values) => query.bind(values),
+            };
+        }
+        query
+    }
 }
 
 /// PostgreSQL only: `rows` in ONE statement sent outside any explicit transaction, so PostgreSQL
