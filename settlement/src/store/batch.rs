@@ -64,7 +64,11 @@ pub(crate) async fn apply_batch(
         match one_statement(pool, items, attachments, posted_at_ms).await {
             Some(Ok(answers)) => return Ok(answers),
             Some(Err(error)) => {
-                tracing::debug!(%error, "ledger batch refused as one statement, deciding it in a transaction");
+                if refused_as_expected(&error) {
+                    tracing::debug!(%error, "ledger batch refused as one statement, deciding it in a transaction");
+                } else {
+                    tracing::warn!(%error, "ledger batch failed as one statement, deciding it in a transaction");
+                }
                 // A posting id already there (a retry's, or committed unseen): read them.
                 if let LedgerError::Storage(sqlx::Error::Database(db)) = &error
                     && db.is_unique_violation()
@@ -87,6 +91,20 @@ pub(crate) async fn apply_batch(
             Err(error)
         }
     }
+}
+
+/// Whether `one_statement` failed the way it is meant to refuse a batch: a unique index (a
+/// msgid or posting id already there), a CHECK or `ledger_batch_assert` (a condition the
+/// transaction decides), a deadlock with another process, an arithmetic overflow. Anything else
+/// (a lost connection, a bug in the statement) is worth a warning: every batch would pay for it.
+fn refused_as_expected(error: &LedgerError) -> bool {
+    let LedgerError::Storage(sqlx::Error::Database(db)) = error else {
+        return false;
+    };
+    matches!(
+        db.code().as_deref(),
+        Some("23505" | "23514" | "40P01" | "22003")
+    )
 }
 
 /// PostgreSQL: a batch of new postings applied as ONE statement that commits on its own (one
@@ -151,9 +169,8 @@ async fn one_statement(
     }
     let (mut accounts, mut debits, mut credits, mut wanted) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    // Ascending ids: the order the rows are updated in when PostgreSQL follows the array (the
-    // lock order of the transaction's path; a deadlock with another process is detected and
-    // refused like anything else).
+    // Ascending ids: `k` locks the rows in this order (as the transaction's `lock_accounts`
+    // does) before the UPDATE writes them in whatever order its join takes.
     for (account, (debit, credit, admdvs)) in &totals {
         accounts.push(account.get());
         debits.push(*debit);
@@ -175,9 +192,12 @@ async fn one_statement(
          SELECT p.seq, v.leg_no, v.account, v.side, v.amount \
          FROM UNNEST($5::bytea[], $6::int2[], $7::int8[], $8::text[], $9::int8[]) \
          AS v (id, leg_no, account, side, amount) JOIN p ON p.id = v.id), \
+         k AS MATERIALIZED (SELECT a.id FROM (SELECT UNNEST($10::int8[]) AS id ORDER BY 1) AS u \
+         CROSS JOIN LATERAL (SELECT id FROM accounts WHERE accounts.id = u.id FOR UPDATE) AS a), \
          b AS (UPDATE accounts SET debits_posted = accounts.debits_posted + v.d, \
          credits_posted = accounts.credits_posted + v.c \
          FROM UNNEST($10::int8[], $11::int8[], $12::int8[], $13::int4[]) AS v (id, d, c, want) \
+         JOIN k ON k.id = v.id \
          WHERE accounts.id = v.id \
          RETURNING (accounts.admdvs = v.want AND accounts.debits_posted <= $14::int8 \
          AND accounts.credits_posted <= $14::int8 \
@@ -1141,6 +1161,75 @@ mod tests {
         assert!(matches!(
             answers[0],
             Err(LedgerError::Rejected(Rejection::RegionMismatch(_)))
+        ));
+
+        // The same accounts touched by postings of two regions: not taken as one statement
+        // (only the first posting's region would be checked); the transaction rejects the
+        // second.
+        let mut other = transfer("F2", pooled, personal, 1);
+        other.admdvs = Admdvs::parse("120000").unwrap();
+        let (items, attachments) = batch(vec![
+            ("F1", transfer("F1", pooled, personal, 1)),
+            ("F2", other),
+        ]);
+        assert!(!matches!(
+            one_statement(pool, &items, &attachments, 1).await,
+            Some(Ok(_))
+        ));
+        assert!(store.message("F1").await.unwrap().is_none());
+        let answers = apply_batch(store, &items, &attachments, 1, true)
+            .await
+            .unwrap();
+        assert!(answers[0].is_ok(), "{answers:?}");
+        assert!(matches!(
+            answers[1],
+            Err(LedgerError::Rejected(Rejection::RegionMismatch(_)))
+        ));
+
+        // A reversal (a link): not taken as one statement.
+        let mut reversal = transfer("G1", personal, pooled, 1);
+        reversal.link = Some(crate::posting::Link::Reverses(posting_id_of("F1")));
+        let (items, attachments) = batch(vec![("G1", reversal)]);
+        assert!(one_statement(pool, &items, &attachments, 1).await.is_none());
+
+        // Fen::MAX between two fresh accounts without a balance condition, then 0.01 more into
+        // the same one: past Fen::MAX, refused; the transaction rejects it (BalanceOverflow).
+        let region = Admdvs::parse("110000").unwrap();
+        let mut funds = Vec::new();
+        for fund_pay_type in [
+            FundPayType::CIVIL_SERVANT_SUBSIDY,
+            FundPayType::EMPLOYEE_LARGE_EXPENSE,
+            FundPayType::MEDICAL_AID,
+        ] {
+            let spec = AccountSpec::fund(region, fund_pay_type);
+            funds.push(ledger.create_account(&spec).await.unwrap().id);
+        }
+        let (source, large, other_source) = (funds[0], funds[1], funds[2]);
+        let (items, attachments) =
+            batch(vec![("H1", transfer("H1", source, large, Fen::MAX.fen()))]);
+        let answers = one_statement(pool, &items, &attachments, 1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(answers[0].is_ok(), "{answers:?}");
+        // From another source: only `large`'s credits would pass Fen::MAX.
+        let (items, attachments) = batch(vec![("H2", transfer("H2", other_source, large, 1))]);
+        assert!(
+            one_statement(pool, &items, &attachments, 1)
+                .await
+                .unwrap()
+                .is_err()
+        );
+        assert_eq!(
+            ledger.balance(large).await.unwrap().credits_posted,
+            Fen::MAX
+        );
+        let answers = apply_batch(store, &items, &attachments, 1, true)
+            .await
+            .unwrap();
+        assert!(matches!(
+            answers[0],
+            Err(LedgerError::Rejected(Rejection::BalanceOverflow(_)))
         ));
 
         // What the statements wrote agrees with the journal.
