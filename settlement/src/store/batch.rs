@@ -1040,6 +1040,40 @@ mod tests {
             .unwrap();
     }
 
+    /// `postings` (msgid, posting) as a batch: submissions and their message records.
+    fn batch(postings: Vec<(&str, Posting)>) -> (Vec<Submitted>, Vec<Option<Arc<Attachment>>>) {
+        let attachments = postings.iter().map(|(m, _)| Some(message(m))).collect();
+        let items = postings
+            .into_iter()
+            .map(|(_, posting)| Submitted {
+                hash: posting.content_sha256(),
+                posting,
+            })
+            .collect();
+        (items, attachments)
+    }
+
+    /// `postings` refused as one statement, nothing of them written (no message recorded), then
+    /// decided by the transaction: its answers.
+    async fn refused_then_decided(
+        store: &crate::store::Store,
+        postings: Vec<(&str, Posting)>,
+    ) -> Vec<Result<crate::records::Receipt, LedgerError>> {
+        let crate::store::Store::Postgres(pool) = store else {
+            panic!("PostgreSQL expected");
+        };
+        let msgids: Vec<String> = postings.iter().map(|(m, _)| (*m).to_owned()).collect();
+        let (items, attachments) = batch(postings);
+        let refused = super::one_statement(pool, &items, &attachments, 1).await;
+        assert!(matches!(refused, Some(Err(_))), "{refused:?}");
+        for msgid in &msgids {
+            assert!(store.message(msgid).await.unwrap().is_none(), "{msgid}");
+        }
+        apply_batch(store, &items, &attachments, 1, true)
+            .await
+            .unwrap()
+    }
+
     /// The one-statement batch (PostgreSQL) posts a batch of new msgids, and refuses as a whole,
     /// writing nothing, each batch the transaction would decide otherwise or could not prove
     /// alike: an overdraft of the personal account, the personal account moved both ways, an
@@ -1055,16 +1089,6 @@ mod tests {
         let crate::store::Store::Postgres(pool) = store else {
             panic!("PostgreSQL expected");
         };
-        let submitted = |posting: Posting| Submitted {
-            hash: posting.content_sha256(),
-            posting,
-        };
-        let batch = |postings: Vec<(&str, Posting)>| {
-            let attachments: Vec<_> = postings.iter().map(|(m, _)| Some(message(m))).collect();
-            let items: Vec<_> = postings.into_iter().map(|(_, p)| submitted(p)).collect();
-            (items, attachments)
-        };
-
         // Fund the personal account with 100.00: posted in one statement.
         let (items, attachments) = batch(vec![("A1", transfer("A1", pooled, personal, 100_00))]);
         let answers = one_statement(pool, &items, &attachments, 1)
@@ -1079,21 +1103,15 @@ mod tests {
         assert!(store.message("A1").await.unwrap().is_some());
 
         // 200.00 out of it: refused, nothing written; the transaction rejects it (ExceedsCredits).
-        let (items, attachments) = batch(vec![("B1", transfer("B1", personal, pooled, 200_00))]);
-        assert!(
-            one_statement(pool, &items, &attachments, 1)
-                .await
-                .unwrap()
-                .is_err()
-        );
+        let answers = refused_then_decided(
+            store,
+            vec![("B1", transfer("B1", personal, pooled, 200_00))],
+        )
+        .await;
         assert_eq!(
             ledger.balance(personal).await.unwrap().debits_posted.fen(),
             0
         );
-        assert!(store.message("B1").await.unwrap().is_none());
-        let answers = apply_batch(store, &items, &attachments, 1, true)
-            .await
-            .unwrap();
         assert!(
             matches!(answers[0], Err(LedgerError::Rejected(Rejection::ExceedsCredits(a))) if a == personal),
             "{answers:?}"
@@ -1102,21 +1120,14 @@ mod tests {
         // Out 150.00 then in 100.00 in one batch: the final balance (50.00) is fine, the first
         // posting is not (an overdraft of 50.00 in submission order): refused; the transaction
         // rejects the first and posts the second.
-        let (items, attachments) = batch(vec![
-            ("C1", transfer("C1", personal, pooled, 150_00)),
-            ("C2", transfer("C2", pooled, personal, 100_00)),
-        ]);
-        assert!(
-            one_statement(pool, &items, &attachments, 1)
-                .await
-                .unwrap()
-                .is_err()
-        );
-        assert!(store.message("C1").await.unwrap().is_none());
-        assert!(store.message("C2").await.unwrap().is_none());
-        let answers = apply_batch(store, &items, &attachments, 1, true)
-            .await
-            .unwrap();
+        let answers = refused_then_decided(
+            store,
+            vec![
+                ("C1", transfer("C1", personal, pooled, 150_00)),
+                ("C2", transfer("C2", pooled, personal, 100_00)),
+            ],
+        )
+        .await;
         assert!(matches!(
             answers[0],
             Err(LedgerError::Rejected(Rejection::ExceedsCredits(_)))
@@ -1130,16 +1141,8 @@ mod tests {
 
         // An unknown account: refused; the transaction rejects it.
         let unknown = AccountId(i64::from(i32::MAX));
-        let (items, attachments) = batch(vec![("D1", transfer("D1", unknown, pooled, 1))]);
-        assert!(
-            one_statement(pool, &items, &attachments, 1)
-                .await
-                .unwrap()
-                .is_err()
-        );
-        let answers = apply_batch(store, &items, &attachments, 1, true)
-            .await
-            .unwrap();
+        let answers =
+            refused_then_decided(store, vec![("D1", transfer("D1", unknown, pooled, 1))]).await;
         assert!(matches!(
             answers[0],
             Err(LedgerError::Rejected(Rejection::UnknownAccount(_)))
@@ -1148,16 +1151,7 @@ mod tests {
         // A posting of 120000 on 110000's accounts: refused; the transaction rejects it.
         let mut other = transfer("E1", pooled, personal, 1);
         other.admdvs = Admdvs::parse("120000").unwrap();
-        let (items, attachments) = batch(vec![("E1", other)]);
-        assert!(
-            one_statement(pool, &items, &attachments, 1)
-                .await
-                .unwrap()
-                .is_err()
-        );
-        let answers = apply_batch(store, &items, &attachments, 1, true)
-            .await
-            .unwrap();
+        let answers = refused_then_decided(store, vec![("E1", other)]).await;
         assert!(matches!(
             answers[0],
             Err(LedgerError::Rejected(Rejection::RegionMismatch(_)))
@@ -1213,20 +1207,12 @@ mod tests {
             .unwrap();
         assert!(answers[0].is_ok(), "{answers:?}");
         // From another source: only `large`'s credits would pass Fen::MAX.
-        let (items, attachments) = batch(vec![("H2", transfer("H2", other_source, large, 1))]);
-        assert!(
-            one_statement(pool, &items, &attachments, 1)
-                .await
-                .unwrap()
-                .is_err()
-        );
+        let answers =
+            refused_then_decided(store, vec![("H2", transfer("H2", other_source, large, 1))]).await;
         assert_eq!(
             ledger.balance(large).await.unwrap().credits_posted,
             Fen::MAX
         );
-        let answers = apply_batch(store, &items, &attachments, 1, true)
-            .await
-            .unwrap();
         assert!(matches!(
             answers[0],
             Err(LedgerError::Rejected(Rejection::BalanceOverflow(_)))
