@@ -231,17 +231,14 @@ async fn one_statement(
         Ok(written) => written,
         Err(error) => return Some(Err(error.into())),
     };
-    let mut seqs = HashMap::with_capacity(written.len());
-    for row in &written {
-        let seq =
-            (|| Ok::<_, LedgerError>((posting_id(row.try_get(0)?)?, row.try_get::<i64, _>(1)?)))();
-        match seq {
-            Ok((id, seq)) => {
-                seqs.insert(id, seq);
-            }
-            Err(error) => return Some(Err(error)),
-        }
-    }
+    let seqs = written
+        .iter()
+        .map(|row| Ok((posting_id(row.try_get(0)?)?, row.try_get::<i64, _>(1)?)))
+        .collect::<Result<HashMap<PostingId, i64>>>();
+    let seqs = match seqs {
+        Ok(seqs) => seqs,
+        Err(error) => return Some(Err(error)),
+    };
     Some(Ok(items
         .iter()
         .map(|item| {
