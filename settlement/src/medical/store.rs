@@ -532,7 +532,11 @@ async fn write_fresh(store: &Store, groups: &[&[Row]]) -> Option<()> {
     match super::rows::insert_rows_autocommit(pool, &rows).await {
         Ok(()) => Some(()),
         Err(error) => {
-            tracing::debug!(%error, "money-free batch refused as a whole, deciding in a transaction");
+            if crate::store::batch::refused_as_expected(&error) {
+                tracing::debug!(%error, "money-free batch refused as a whole, deciding in a transaction");
+            } else {
+                tracing::warn!(%error, "money-free batch failed as one statement, deciding in a transaction");
+            }
             None
         }
     }

@@ -97,7 +97,7 @@ pub(crate) async fn apply_batch(
 /// msgid or posting id already there), a CHECK or `ledger_batch_assert` (a condition the
 /// transaction decides), a deadlock with another process, an arithmetic overflow. Anything else
 /// (a lost connection, a bug in the statement) is worth a warning: every batch would pay for it.
-fn refused_as_expected(error: &LedgerError) -> bool {
+pub(crate) fn refused_as_expected(error: &LedgerError) -> bool {
     let LedgerError::Storage(sqlx::Error::Database(db)) = error else {
         return false;
     };
