@@ -81,6 +81,11 @@ impl StateCache {
         lock(&self.balances).clear();
     }
 
+    /// True if visits, accumulators and balances are kept (this process is the only writer).
+    pub(crate) fn keeps_money(&self) -> bool {
+        !self.off()
+    }
+
     fn off(&self) -> bool {
         self.shared.load(std::sync::atomic::Ordering::Acquire)
     }

@@ -85,6 +85,12 @@ pub(crate) fn format_date(unix_ms: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02}")
 }
 
+/// The year (Beijing time) of `unix_ms`: the year whose accumulators a settlement made then
+/// counts against (起付线 and caps reset on 1 January, Asia/Shanghai).
+pub(crate) fn business_year(unix_ms: i64) -> i64 {
+    beijing_time(unix_ms).0
+}
+
 /// `yyyyMMddHHmmssSSS` (Beijing time), the envelope's `refmsg_time` / `respond_time`.
 pub(crate) fn format_stamp_ms(unix_ms: i64) -> String {
     let (y, mo, d, h, mi, s) = beijing_time(unix_ms);
@@ -152,5 +158,8 @@ mod tests {
         assert_eq!(format_time(1_718_091_531_000), "2024-06-11 15:38:51");
         assert_eq!(format_stamp_ms(1_718_091_531_042), "20240611153851042");
         assert_eq!(format_date(0), "1970-01-01");
+        // 2024-12-31 16:00:00 UTC is 2025-01-01 00:00:00 in Beijing: the new year's sums.
+        assert_eq!(business_year(1_735_660_800_000), 2025);
+        assert_eq!(business_year(1_735_660_799_999), 2024);
     }
 }

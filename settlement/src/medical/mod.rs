@@ -102,9 +102,9 @@ pub struct Medical {
     rows: RowWriter,
     loads: MoneyLoader,
     pub(crate) refdata: RefData,
-    pub(crate) locks: PersonLocks,
+    pub(crate) locks: Arc<PersonLocks>,
     accounts: Arc<AccountCache>,
-    pub(crate) cache: StateCache,
+    pub(crate) cache: Arc<StateCache>,
     /// The region node, when regions are configured (issue 6: cross-region settlement).
     pub(crate) region: std::sync::OnceLock<Arc<crate::region::Node>>,
 }
@@ -127,9 +127,9 @@ impl Medical {
             rows,
             loads,
             refdata,
-            locks: PersonLocks::default(),
+            locks: Arc::new(PersonLocks::default()),
             accounts: Arc::new(AccountCache::default()),
-            cache: StateCache::default(),
+            cache: Arc::new(StateCache::default()),
             region: std::sync::OnceLock::new(),
         }
     }

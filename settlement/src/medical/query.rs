@@ -106,6 +106,56 @@ impl Medical {
         Ok((sums, balance))
     }
 
+    /// Has a person's money state (this year's accumulators, the personal account's balance)
+    /// brought into the cache by a task queued on the person's lock behind the caller, if the
+    /// cache does not hold it by then. The fee upload (2204) calls this before it answers: the
+    /// load then runs while its answer travels and the HIS sends the settlement (2207), which
+    /// queues on the lock behind the task and finds the state warm instead of waiting for the
+    /// loader's round trip itself (ARCHITECTURE.md, "The pooled fund is a hot account",
+    /// session 10). The state is loaded under the person's lock and after every change of the
+    /// person that committed before it, as `money_state` loads it. Does nothing when the cache
+    /// keeps no money state (`StateCache::share`) or the person is insured in a region another
+    /// node serves. Failures are only logged: the settlement loads the state itself.
+    pub(crate) async fn warm_money_state(&self, psn_no: &str) {
+        if !self.cache.keeps_money() {
+            return;
+        }
+        let personal = async {
+            let person = self.load_person(psn_no).await?;
+            let insured = person.region().map_err(internal)?;
+            if self.region.get().is_some_and(|node| !node.serves(insured)) {
+                return Ok(None);
+            }
+            self.personal_account(&person).await.map(Some)
+        };
+        let personal = match personal.await {
+            Ok(Some(personal)) => personal,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::debug!(code = error.code(), "money state not warmed: {error}");
+                return;
+            }
+        };
+        let year = super::ids::business_year(super::ids::now_ms());
+        let (locks, cache, loads) = (self.locks.clone(), self.cache.clone(), self.loads.clone());
+        let psn_no = psn_no.to_owned();
+        tokio::spawn(async move {
+            let Ok(_guard) = locks.lock(&psn_no).await else {
+                return;
+            };
+            if cache.accumulators(&psn_no, year).is_some() && cache.balance(personal).is_some() {
+                return;
+            }
+            match loads.load(&psn_no, year, personal).await {
+                Ok((sums, balance)) => {
+                    cache.put_accumulators(&psn_no, year, sums);
+                    cache.put_balance(personal, balance);
+                }
+                Err(error) => tracing::debug!(%error, "money state not warmed"),
+            }
+        });
+    }
+
     /// A personal account's balance, fen (cache, else the ledger).
     pub(crate) async fn acct_balance_fen(
         &self,
@@ -471,5 +521,60 @@ fn sealed_or_internal(error: PersonVaultError) -> ApiError {
     match error {
         PersonVaultError::Sealed => ApiError::MissingReferenceData(error.to_string()),
         PersonVaultError::Corrupt => internal(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::ledger::{Ledger, LedgerOptions};
+    use crate::medical::{Medical, PersonImport, RefData};
+
+    /// The fee upload's warm-up (`warm_money_state`) loads the person's money state only once
+    /// the caller's hold on the person's lock ends, and then it is in the cache: the opening
+    /// balance the import gave the personal account, and no accumulator of the year.
+    #[tokio::test]
+    async fn the_money_state_is_warmed_behind_the_callers_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Arc::new(
+            Ledger::open_data_dir(dir.path(), LedgerOptions::default())
+                .await
+                .unwrap(),
+        );
+        let medical = Medical::new(ledger.clone(), RefData::default());
+        let person = crate::refdata::generate_persons(1, 1).next().unwrap();
+        assert!(person.acct_balance.fen() > 0, "a fixture with money to see");
+        medical
+            .import_persons(&[PersonImport::from(&person)])
+            .await
+            .unwrap();
+        let psn_no = person.psn_no.as_str();
+        let record = medical.load_person(psn_no).await.unwrap();
+        let personal = medical.personal_account(&record).await.unwrap();
+        let year = super::super::ids::business_year(super::super::ids::now_ms());
+
+        let held = medical.locks.lock(psn_no).await.unwrap();
+        medical.warm_money_state(psn_no).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(
+            medical.cache.balance(personal),
+            None,
+            "loaded under the caller's lock"
+        );
+        drop(held);
+
+        // tokio's Mutex is fair: this waits for the warm-up queued before it.
+        drop(medical.locks.lock(psn_no).await.unwrap());
+        assert_eq!(
+            medical.cache.balance(personal),
+            Some(person.acct_balance.fen())
+        );
+        assert_eq!(
+            medical.cache.accumulators(psn_no, year),
+            Some(Default::default())
+        );
+        drop(medical);
+        Arc::try_unwrap(ledger).unwrap().close().await;
     }
 }

@@ -263,10 +263,7 @@ impl Medical {
         let now = ids::now_ms();
         let setl_time = ids::format_time(now);
         let setl_date = ids::format_date(now);
-        let year: i64 = setl_date
-            .get(0..4)
-            .and_then(|y| y.parse().ok())
-            .unwrap_or(0);
+        let year = ids::business_year(now);
         let personal = self.personal_account(&person).await?;
         let (sums, balance_fen) = self.money_state(&req.psn_no, year, personal).await?;
         let accumulators = accumulators_of(&sums)?;

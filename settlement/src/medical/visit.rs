@@ -406,6 +406,8 @@ impl Medical {
             state.lines.extend(added);
             state.lines.sort_by(|a, b| a.feedetl_sn.cmp(&b.feedetl_sn));
         });
+        // The settlement that usually follows reads the person's money state.
+        self.warm_money_state(&psn_no).await;
         Ok(reply)
     }
 

@@ -15,7 +15,9 @@ use crate::account::{AccountFlags, AccountKind, AccountSpec};
 use crate::fen::Fen;
 use crate::ids::{AccountCode, Admdvs, FundPayType};
 use crate::medical::Medical;
-use crate::medical::ids::{format_date, format_time, now_ms, posting_id_of, record_id};
+use crate::medical::ids::{
+    business_year, format_date, format_time, now_ms, posting_id_of, record_id,
+};
 use crate::medical::rows::{Attachment, Row};
 use crate::medical::settle::{ADMISSIONS, accumulators_of, changes_row, classified_of};
 use crate::medical::store::StoredFeeLine;
@@ -133,10 +135,7 @@ pub async fn split(node: &Node, med: &Medical, req: SplitRequest) -> Result<Deci
         .collect::<Result<Vec<_>, _>>()?;
     let now = now_ms();
     let setl_date = format_date(now);
-    let year: i64 = setl_date
-        .get(0..4)
-        .and_then(|y| y.parse().ok())
-        .unwrap_or(0);
+    let year = business_year(now);
     let sums = med.year_sums(&req.psn_no, year).await?;
     let accumulators = accumulators_of(&sums)?;
     let personal = med.personal_account(&person).await?;
