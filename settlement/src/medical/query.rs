@@ -107,11 +107,11 @@ impl Medical {
     }
 
     /// Has a person's money state (this year's accumulators, the personal account's balance)
-    /// brought into the cache by a task queued on the person's lock behind the caller, if the
-    /// cache does not hold it by then. The fee upload (2204) calls this before it answers: the
-    /// load then runs while its answer travels and the HIS sends the settlement (2207), which
-    /// queues on the lock behind the task and finds the state warm instead of waiting for the
-    /// loader's round trip itself (ARCHITECTURE.md, "The pooled fund is a hot account",
+    /// brought into the cache by a task that takes the person's lock once the caller releases
+    /// it, if the cache does not hold it by then. The fee upload (2204) calls this before it
+    /// answers: the load then runs while its answer travels and the HIS sends the settlement
+    /// (2207), which usually finds the task holding the lock, waits for it and finds the state
+    /// warm instead of waiting for the loader's round trip itself (either order is correct) (ARCHITECTURE.md, "The pooled fund is a hot account",
     /// session 10). The state is loaded under the person's lock and after every change of the
     /// person that committed before it, as `money_state` loads it. Does nothing when the cache
     /// keeps no money state (`StateCache::share`) or the person is insured in a region another
