@@ -56,6 +56,12 @@ impl MoneyLoader {
         MoneyLoader { sender }
     }
 
+    /// True while more than half the queue is taken: work that only anticipates a load
+    /// (`Medical::warm_money_state`) is not added then.
+    pub(crate) fn backlogged(&self) -> bool {
+        self.sender.capacity() < LOAD_QUEUE_MAX / 2
+    }
+
     /// Loads the accumulator sums of (`psn_no`, `year`) and `account`'s credit balance.
     /// Errors: storage errors; `WriterGone` if the loader stopped. An account that does not
     /// exist reads as balance 0 (the ledger refuses a posting to it anyway).

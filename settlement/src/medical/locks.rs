@@ -2,7 +2,8 @@
 //! after another (their split depends on the accumulators and account balance the previous one
 //! left), while different persons run concurrently and meet only in the ledger's group-commit
 //! batches. The map holds an entry only while someone holds or waits for it, so it is bounded by
-//! the number of requests in flight.
+//! the number of requests in flight plus the fee uploads' warm-up tasks (`warm_money_state`),
+//! each of which ends within its load timeout.
 //!
 //! Across several processes on one PostgreSQL database (issue 6) the queue also takes the
 //! person's advisory lock (`store::advisory`) once `Medical::share_database` set it up, so one
@@ -60,10 +61,28 @@ impl PersonLocks {
         Ok(held)
     }
 
+    /// How many wait for the lock of `psn_no` (not counting its holder); for tests that must know
+    /// a task is queued on it.
+    #[cfg(test)]
+    pub(crate) fn waiters(&self, psn_no: &str, held: bool) -> usize {
+        let map = self.map.lock().unwrap_or_else(|poison| poison.into_inner());
+        // The map's Arc, the holder's (if held) and one per waiter.
+        map.get(psn_no).map_or(0, |mutex| {
+            Arc::strong_count(mutex).saturating_sub(1 + usize::from(held))
+        })
+    }
+
     /// Entries currently in the map (for tests of boundedness).
     #[cfg(test)]
     fn len(&self) -> usize {
         self.map.lock().map(|map| map.len()).unwrap_or(0)
+    }
+}
+
+impl PersonGuard<'_> {
+    /// The person whose lock this is.
+    pub(crate) fn psn_no(&self) -> &str {
+        &self.key
     }
 }
 

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use serde_json::json;
 
+use super::locks::PersonGuard;
 use super::person::{PersonImport, PersonRecord, personal_account_code};
 use super::rows::{Row, Table, Value as Cell};
 use super::settle::personal_fund;
@@ -16,6 +17,10 @@ use crate::nhsa::money::Yuan;
 use crate::nhsa::{ApiError, Envelope};
 use crate::posting::{Leg, Posting, Side};
 use crate::{AccountSpec, Fen};
+
+/// Longest a fee upload's warm-up task (`Medical::warm_money_state`) holds a person's lock
+/// waiting for the loader: past it the settlement behind it loads the state itself.
+const WARM_LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Medical {
     /// The person `psn_no`: imported here, else (region node) from the node that insures them.
@@ -63,12 +68,39 @@ impl Medical {
         Ok(person)
     }
 
-    /// A person's accumulators of `year` by name (cache, else the database).
+    /// A person's accumulators of `year` by name: the cache, else the database. On a miss the
+    /// person's lock is taken first (when the cache keeps money state), so the loaded sums are
+    /// cached only while no settlement of the person can commit: an unlocked load could read the
+    /// sums before a settlement commits and cache them after it, and the person's next split
+    /// would count the year's use short (cache.rs, "Rules that keep it exact"). Callers that hold
+    /// the lock use `year_sums_held`. Errors: `Internal` (storage, or the lock in shared mode).
     pub(crate) async fn year_sums(
         &self,
         psn_no: &str,
         year: i64,
     ) -> Result<std::collections::BTreeMap<String, i64>, ApiError> {
+        if let Some(sums) = self.cache.accumulators(psn_no, year) {
+            return Ok(sums);
+        }
+        if !self.cache.keeps_money() {
+            return self
+                .ledger
+                .store()
+                .accumulators(psn_no, year)
+                .await
+                .map_err(internal);
+        }
+        let held = self.locks.lock(psn_no).await?;
+        self.year_sums_held(&held, year).await
+    }
+
+    /// `year_sums` for a caller holding the person's lock (`held`).
+    pub(crate) async fn year_sums_held(
+        &self,
+        held: &PersonGuard<'_>,
+        year: i64,
+    ) -> Result<std::collections::BTreeMap<String, i64>, ApiError> {
+        let psn_no = held.psn_no();
         if let Some(sums) = self.cache.accumulators(psn_no, year) {
             return Ok(sums);
         }
@@ -107,58 +139,85 @@ impl Medical {
     }
 
     /// Has a person's money state (this year's accumulators, the personal account's balance)
-    /// brought into the cache by a task that takes the person's lock once the caller releases
-    /// it, if the cache does not hold it by then. The fee upload (2204) calls this before it
-    /// answers: the load then runs while its answer travels and the HIS sends the settlement
-    /// (2207), which usually finds the task holding the lock, waits for it and finds the state
-    /// warm instead of waiting for the loader's round trip itself (either order is correct) (ARCHITECTURE.md, "The pooled fund is a hot account",
-    /// session 10). The state is loaded under the person's lock and after every change of the
-    /// person that committed before it, as `money_state` loads it. Does nothing when the cache
-    /// keeps no money state (`StateCache::share`) or the person is insured in a region another
-    /// node serves. Failures are only logged: the settlement loads the state itself.
-    pub(crate) async fn warm_money_state(&self, psn_no: &str) {
-        if !self.cache.keeps_money() {
+    /// brought into the cache by a spawned task, if the cache does not hold it by the time the
+    /// task holds the person's lock. The fee upload (2204) calls this before it answers, still
+    /// holding the lock: the task finds the account (`insured` is the visit's 参保地), queues on
+    /// the lock and loads while the answer travels and the HIS sends the settlement (2207). The
+    /// 2207 then usually waits for the task and finds the state warm instead of waiting for the
+    /// loader's round trip itself; either order is correct (ARCHITECTURE.md, "The pooled fund is
+    /// a hot account", session 10). The state is loaded under the person's lock, after every
+    /// change of the person that committed before it, as `money_state` loads it. The task holds
+    /// the lock at most `WARM_LOAD_TIMEOUT` past the wait, and none is started while the loader
+    /// is backlogged. Does nothing when the cache keeps no money state (`StateCache::share`) or
+    /// another node serves `insured`. Failures are only logged: the settlement loads the state.
+    pub(crate) fn warm_money_state(&self, psn_no: &str, insured: Admdvs) {
+        if !self.cache.keeps_money()
+            || self.loads.backlogged()
+            || self.region.get().is_some_and(|node| !node.serves(insured))
+        {
             return;
         }
-        let personal = async {
-            let person = self.load_person(psn_no).await?;
-            let insured = person.region().map_err(internal)?;
-            if self.region.get().is_some_and(|node| !node.serves(insured)) {
-                return Ok(None);
-            }
-            self.personal_account(&person).await.map(Some)
+        let Ok(code) = personal_account_code(psn_no) else {
+            return;
         };
-        let personal = match personal.await {
-            Ok(Some(personal)) => personal,
-            Ok(None) => return,
-            Err(error) => {
-                tracing::debug!(code = error.code(), "money state not warmed: {error}");
-                return;
-            }
-        };
+        let spec = AccountSpec::personal(insured, code);
         let year = super::ids::business_year(super::ids::now_ms());
         let (locks, cache, loads) = (self.locks.clone(), self.cache.clone(), self.loads.clone());
+        let (accounts, ledger) = (self.accounts.clone(), self.ledger.clone());
         let psn_no = psn_no.to_owned();
         tokio::spawn(async move {
-            let Ok(_guard) = locks.lock(&psn_no).await else {
+            let personal = match accounts.id(&ledger, spec).await {
+                Ok(personal) => personal,
+                Err(error) => {
+                    tracing::debug!(%error, "money state not warmed");
+                    return;
+                }
+            };
+            let Ok(_held) = locks.lock(&psn_no).await else {
                 return;
             };
             if cache.accumulators(&psn_no, year).is_some() && cache.balance(personal).is_some() {
                 return;
             }
-            match loads.load(&psn_no, year, personal).await {
-                Ok((sums, balance)) => {
+            let load = tokio::time::timeout(WARM_LOAD_TIMEOUT, loads.load(&psn_no, year, personal));
+            match load.await {
+                Ok(Ok((sums, balance))) => {
                     cache.put_accumulators(&psn_no, year, sums);
                     cache.put_balance(personal, balance);
                 }
-                Err(error) => tracing::debug!(%error, "money state not warmed"),
+                Ok(Err(error)) => tracing::debug!(%error, "money state not warmed"),
+                Err(_) => tracing::debug!("money state not warmed: the load timed out"),
             }
         });
     }
 
-    /// A personal account's balance, fen (cache, else the ledger).
+    /// The credit balance (fen) of `account`, the personal account of `psn_no`: the cache, else
+    /// the ledger, taking the person's lock on a miss for the reason `year_sums` gives.
+    /// Errors: `Internal`.
     pub(crate) async fn acct_balance_fen(
         &self,
+        psn_no: &str,
+        account: crate::AccountId,
+    ) -> Result<i64, ApiError> {
+        if let Some(balance) = self.cache.balance(account) {
+            return Ok(balance);
+        }
+        if !self.cache.keeps_money() {
+            return Ok(self
+                .ledger
+                .balance(account)
+                .await
+                .map_err(internal)?
+                .credit_balance_fen());
+        }
+        let held = self.locks.lock(psn_no).await?;
+        self.acct_balance_fen_held(&held, account).await
+    }
+
+    /// `acct_balance_fen` for a caller holding the lock (`_held`) of the account's person.
+    pub(crate) async fn acct_balance_fen_held(
+        &self,
+        _held: &PersonGuard<'_>,
         account: crate::AccountId,
     ) -> Result<i64, ApiError> {
         if let Some(balance) = self.cache.balance(account) {
@@ -263,7 +322,8 @@ impl Medical {
         };
         let person = self.load_person(psn_no).await?;
         let account = self.personal_account(&person).await?;
-        let balc = Fen::from_fen(self.acct_balance_fen(account).await?.max(0)).map_err(internal)?;
+        let balc = Fen::from_fen(self.acct_balance_fen(psn_no, account).await?.max(0))
+            .map_err(internal)?;
         #[derive(Serialize)]
         struct InsuInfo {
             balc: Yuan,
@@ -527,54 +587,235 @@ fn sealed_or_internal(error: PersonVaultError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use crate::ledger::{Ledger, LedgerOptions};
     use crate::medical::{Medical, PersonImport, RefData};
+    use crate::nhsa::Envelope;
 
-    /// The fee upload's warm-up (`warm_money_state`) loads the person's money state only once
-    /// the caller's hold on the person's lock ends, and then it is in the cache: the opening
-    /// balance the import gave the personal account, and no accumulator of the year.
-    #[tokio::test]
-    async fn the_money_state_is_warmed_behind_the_callers_lock() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A fresh SQLite ledger in `dir` with `refdata` and `persons` imported.
+    async fn medical_with(
+        dir: &std::path::Path,
+        refdata: RefData,
+        persons: &[crate::refdata::Person],
+    ) -> (Arc<Ledger>, Medical) {
         let ledger = Arc::new(
-            Ledger::open_data_dir(dir.path(), LedgerOptions::default())
+            Ledger::open_data_dir(dir, LedgerOptions::default())
                 .await
                 .unwrap(),
         );
-        let medical = Medical::new(ledger.clone(), RefData::default());
+        let medical = Medical::new(ledger.clone(), refdata);
+        let imports: Vec<PersonImport> = persons.iter().map(PersonImport::from).collect();
+        medical.import_persons(&imports).await.unwrap();
+        (ledger, medical)
+    }
+
+    /// Drops `medical`, waits for its spawned tasks to let go of the ledger, closes the ledger.
+    async fn close(ledger: Arc<Ledger>, medical: Medical) {
+        drop(medical);
+        eventually("the tasks end", || Arc::strong_count(&ledger) == 1).await;
+        Arc::try_unwrap(ledger).unwrap().close().await;
+    }
+
+    /// Waits (up to 10 s) until `ready` holds.
+    async fn eventually(what: &str, mut ready: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !ready() {
+            assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// The fee upload's warm-up (`warm_money_state`) loads the person's money state only once
+    /// the caller's hold on the person's lock ends, and then it is in the cache: the opening
+    /// balance the import gave the personal account less what the caller spent before letting
+    /// go, and no accumulator of the year.
+    #[tokio::test]
+    async fn the_money_state_is_warmed_behind_the_callers_lock() {
+        let dir = tempfile::tempdir().unwrap();
         let person = crate::refdata::generate_persons(1, 1).next().unwrap();
         assert!(person.acct_balance.fen() > 0, "a fixture with money to see");
-        medical
-            .import_persons(&[PersonImport::from(&person)])
-            .await
-            .unwrap();
+        let (ledger, medical) = medical_with(
+            dir.path(),
+            RefData::default(),
+            std::slice::from_ref(&person),
+        )
+        .await;
         let psn_no = person.psn_no.as_str();
         let record = medical.load_person(psn_no).await.unwrap();
         let personal = medical.personal_account(&record).await.unwrap();
         let year = super::super::ids::business_year(super::super::ids::now_ms());
 
         let held = medical.locks.lock(psn_no).await.unwrap();
-        medical.warm_money_state(psn_no).await;
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        medical.warm_money_state(psn_no, record.region().unwrap());
+        eventually("the warm-up queues on the lock", || {
+            medical.locks.waiters(psn_no, true) == 1
+        })
+        .await;
         assert_eq!(
             medical.cache.balance(personal),
             None,
             "loaded under the caller's lock"
         );
+        // As a settlement holding the lock would: 1.00 yuan leaves the account and commits
+        // before the lock is released (the cache held no balance to change).
+        let region = record.region().unwrap();
+        let fund = medical.account(super::personal_fund(region)).await.unwrap();
+        let spent = crate::Fen::from_fen(100).unwrap();
+        let leg = |account, side| super::Leg {
+            account,
+            side,
+            amount: spent,
+        };
+        ledger
+            .post(super::Posting {
+                id: super::ids::posting_id_of("test-spend"),
+                admdvs: region,
+                legs: vec![
+                    leg(personal, super::Side::Debit),
+                    leg(fund, super::Side::Credit),
+                ],
+                link: None,
+            })
+            .await
+            .unwrap();
         drop(held);
 
-        // tokio's Mutex is fair: this waits for the warm-up queued before it.
-        drop(medical.locks.lock(psn_no).await.unwrap());
+        eventually("the state is warm", || {
+            medical.cache.balance(personal).is_some()
+                && medical.cache.accumulators(psn_no, year).is_some()
+        })
+        .await;
         assert_eq!(
             medical.cache.balance(personal),
-            Some(person.acct_balance.fen())
+            Some(person.acct_balance.fen() - 100),
+            "the balance after the change that committed before the warm-up held the lock"
         );
         assert_eq!(
             medical.cache.accumulators(psn_no, year),
             Some(Default::default())
         );
-        drop(medical);
-        Arc::try_unwrap(ledger).unwrap().close().await;
+        close(ledger, medical).await;
+    }
+
+    /// Reads without the person's lock (1101's balance, 5206's sums) take it on a cache miss, so
+    /// what they cache cannot predate a settlement committing meanwhile; a hit does not wait.
+    #[tokio::test]
+    async fn a_cold_read_waits_for_the_persons_lock_and_a_warm_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let person = crate::refdata::generate_persons(1, 1).next().unwrap();
+        let (ledger, medical) = medical_with(
+            dir.path(),
+            RefData::default(),
+            std::slice::from_ref(&person),
+        )
+        .await;
+        let psn_no = person.psn_no.as_str();
+        let record = medical.load_person(psn_no).await.unwrap();
+        let personal = medical.personal_account(&record).await.unwrap();
+        let year = super::super::ids::business_year(super::super::ids::now_ms());
+        let waits = Duration::from_millis(200);
+
+        let held = medical.locks.lock(psn_no).await.unwrap();
+        let balance = tokio::time::timeout(waits, medical.acct_balance_fen(psn_no, personal));
+        assert!(balance.await.is_err(), "a cold balance read waits");
+        let sums = tokio::time::timeout(waits, medical.year_sums(psn_no, year));
+        assert!(sums.await.is_err(), "a cold accumulator read waits");
+        assert_eq!(medical.cache.balance(personal), None);
+        drop(held);
+
+        assert_eq!(
+            medical.acct_balance_fen(psn_no, personal).await.unwrap(),
+            person.acct_balance.fen()
+        );
+        assert!(medical.year_sums(psn_no, year).await.unwrap().is_empty());
+
+        let held = medical.locks.lock(psn_no).await.unwrap();
+        let balance = tokio::time::timeout(waits, medical.acct_balance_fen(psn_no, personal));
+        assert_eq!(balance.await.unwrap().unwrap(), person.acct_balance.fen());
+        let sums = tokio::time::timeout(waits, medical.year_sums(psn_no, year));
+        assert!(sums.await.unwrap().unwrap().is_empty());
+        drop(held);
+        close(ledger, medical).await;
+    }
+
+    /// A fee upload (2204) as the HIS sends it (fixtures/his) leaves the person's money state
+    /// warm for the settlement; the registration (2201) before it does not.
+    #[tokio::test]
+    async fn a_fee_upload_warms_the_persons_money_state() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+        let institutions =
+            crate::refdata::load_institutions(&fixtures.join("institutions/institutions.csv"))
+                .unwrap();
+        let refdata = RefData {
+            catalogues: crate::catalogue::CatalogueSet::load_dir(&fixtures.join("catalogue"))
+                .unwrap(),
+            policies: crate::policy::PolicySet::load_dir(&fixtures.join("policy")).unwrap(),
+            institutions: institutions
+                .into_iter()
+                .map(|i| (i.fixmedins_code, i.hosp_lv))
+                .collect(),
+        };
+        let persons =
+            crate::refdata::load_persons_csv(&fixtures.join("persons/cards.csv")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, medical) = medical_with(dir.path(), refdata, &persons).await;
+        let text =
+            std::fs::read_to_string(fixtures.join("his/outpatient-beijing-310.json")).unwrap();
+        let steps: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        let psn_no = steps
+            .iter()
+            .find_map(|step| step["input"]["data"]["psn_no"].as_str())
+            .unwrap()
+            .to_owned();
+        let person = persons.iter().find(|p| p.psn_no == psn_no).unwrap();
+        let record = medical.load_person(&psn_no).await.unwrap();
+        let personal = medical.personal_account(&record).await.unwrap();
+        let year = super::super::ids::business_year(super::super::ids::now_ms());
+
+        let (mut mdtrt_id, mut sign_no) = (String::new(), String::new());
+        for step in steps {
+            let infno = step["infno"].as_str().unwrap().to_owned();
+            if !["9001", "2201", "2204"].contains(&infno.as_str()) {
+                continue;
+            }
+            let body = step
+                .to_string()
+                .replace("${mdtrt_id}", &mdtrt_id)
+                .replace("${sign_no}", &sign_no);
+            let output = medical
+                .handle(&Envelope::parse(body.as_bytes()).unwrap())
+                .await
+                .unwrap();
+            let output: serde_json::Value = serde_json::from_str(output.get()).unwrap();
+            if let Some(id) = output["data"]["mdtrt_id"].as_str() {
+                mdtrt_id = id.to_owned();
+            }
+            if let Some(no) = output["signinoutb"]["sign_no"].as_str() {
+                sign_no = no.to_owned();
+            }
+            if infno == "2201" {
+                // Whatever the registration started has finished once its person is free.
+                drop(medical.locks.lock(&psn_no).await.unwrap());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                drop(medical.locks.lock(&psn_no).await.unwrap());
+                assert_eq!(medical.cache.accumulators(&psn_no, year), None);
+            }
+        }
+        assert!(!mdtrt_id.is_empty(), "the fixture registered a visit");
+        eventually("the 2204 warmed the state", || {
+            medical.cache.balance(personal).is_some()
+                && medical.cache.accumulators(&psn_no, year).is_some()
+        })
+        .await;
+        assert_eq!(
+            medical.cache.balance(personal),
+            Some(person.acct_balance.fen())
+        );
+        assert_eq!(
+            medical.cache.accumulators(&psn_no, year),
+            Some(Default::default())
+        );
+        close(ledger, medical).await;
     }
 }

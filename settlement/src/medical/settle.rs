@@ -218,8 +218,7 @@ impl Medical {
             .map(classified_of)
             .collect::<Result<Vec<_>, _>>()?;
 
-        let insured = Admdvs::from_code(u32::try_from(visit.insuplc_admdvs).unwrap_or(u32::MAX))
-            .map_err(internal)?;
+        let insured = visit.insured().map_err(internal)?;
         let treating = env.mdtrtarea_admvs;
         if let Some(node) = self.region.get().filter(|node| !node.serves(insured)) {
             let bill = crate::region::treating::Bill {

@@ -62,6 +62,15 @@ pub(crate) struct StoredVisit {
     pub discharged: bool,
 }
 
+impl StoredVisit {
+    /// The visit's 参保地 (`insuplc_admdvs`). Errors: `IdError::Admdvs` if the stored number is
+    /// not a division code.
+    pub(crate) fn insured(&self) -> Result<crate::ids::Admdvs, crate::ids::IdError> {
+        let code = u32::try_from(self.insuplc_admdvs).map_err(|_| crate::ids::IdError::Admdvs)?;
+        crate::ids::Admdvs::from_code(code)
+    }
+}
+
 /// One live (not cancelled) fee line of a visit: amounts in fen, signed (refund lines negative).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StoredFeeLine {

@@ -407,7 +407,9 @@ impl Medical {
             state.lines.sort_by(|a, b| a.feedetl_sn.cmp(&b.feedetl_sn));
         });
         // The settlement that usually follows reads the person's money state.
-        self.warm_money_state(&psn_no).await;
+        if let Ok(insured) = state.visit.insured() {
+            self.warm_money_state(&psn_no, insured);
+        }
         Ok(reply)
     }
 

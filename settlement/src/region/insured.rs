@@ -111,7 +111,7 @@ pub async fn split(node: &Node, med: &Medical, req: SplitRequest) -> Result<Deci
     if person.insutype != req.insutype {
         return Err(ApiError::InsutypeNotFound(req.insutype.clone()));
     }
-    let _person = med.locks.lock(&req.psn_no).await?;
+    let held = med.locks.lock(&req.psn_no).await?;
     let policy = med
         .refdata
         .policies
@@ -136,11 +136,11 @@ pub async fn split(node: &Node, med: &Medical, req: SplitRequest) -> Result<Deci
     let now = now_ms();
     let setl_date = format_date(now);
     let year = business_year(now);
-    let sums = med.year_sums(&req.psn_no, year).await?;
+    let sums = med.year_sums_held(&held, year).await?;
     let accumulators = accumulators_of(&sums)?;
     let personal = med.personal_account(&person).await?;
-    let acct_balance =
-        Fen::from_fen(med.acct_balance_fen(personal).await?.max(0)).map_err(internal)?;
+    let acct_balance = Fen::from_fen(med.acct_balance_fen_held(&held, personal).await?.max(0))
+        .map_err(internal)?;
     let treating = origin;
     let input = SplitInput {
         insutype: Insutype::parse(&req.insutype).map_err(|e| ApiError::Policy(e.to_string()))?,
