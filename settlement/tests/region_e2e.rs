@@ -12,6 +12,7 @@
 //!   all from the account (balance suffices): acct 1330.00, cash 0.00.
 //! - 陈晓 (11000000000000000003, 北京 职工 在职, account 12.34) at a 石家庄 三级 hospital, 1 × 30.00:
 //!   below the 1800 deductible → fund 0; acct 12.34 (the whole balance), cash 17.66.
+//!   Once its account is empty, a third such bill is all cash (5206: deductible used 60.00).
 //! - 赵文博 (12000000000000000001, 天津 职工 在职, account 1288.00) at a Beijing 三级 hospital,
 //!   1 × 30.00: below Tianjin's outpatient deductible (≥ 800 in every level's row of
 //!   fixtures/policy/120000.toml) → fund 0; acct 30.00, cash 0.00.
@@ -188,6 +189,35 @@ async fn run(db: common::Db) {
             .collect();
         assert_eq!(net.owed, want, "origin {origin}");
     }
+
+    // --- 4. 陈晓's account is empty now: one more 30.00 bill in Shijiazhuang is all cash, nothing
+    // owed between the nodes, yet it counts toward the deductible at the insured node, whose
+    // 5206 shows the two live bills below it (v2 was reversed): 2 × 30.00.
+    let v2c = c.visit(HB, "130100", SJZ_HOSP, CHEN, BJ, 1).await;
+    let out = c
+        .ok(HB, &c.settle_env("130100", SJZ_HOSP, CHEN, BJ, &v2c, 1))
+        .await;
+    assert_eq!(split_of(&out), (3_000, 0, 0, 3_000));
+    let cum = c
+        .ok(
+            BJ,
+            &envelope(
+                "5206",
+                &c.msgid(BJ_HOSP),
+                BJ_HOSP,
+                BJ,
+                BJ,
+                json!({"data": {"psn_no": CHEN}}),
+            ),
+        )
+        .await;
+    let deductible_used = cum["cuminfo"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cum_type_code"] == "outpatient.deductible_used")
+        .map(|c| fen(&c["cum"]));
+    assert_eq!(deductible_used, Some(6_000), "{cum}");
     c.finish().await;
 }
 

@@ -7,9 +7,10 @@
 //! reads only the message record (which must come from the database: it is the crash-safe
 //! idempotency record) and commits in the writers' batches.
 //!
-//! Rules that keep it exact: the database is the truth; a money entry (accumulators, balance) is
-//! loaded from it on a miss under the person's lock (so no settlement commits between the read and
-//! the put), and changed only AFTER the change committed, under that lock (so no reader sees a
+//! Rules that keep it exact: the database is the truth; an entry (a visit, accumulators, a
+//! balance) is loaded from it on a miss under its person's lock (so no settlement of the person
+//! commits between the read and the put), and changed only AFTER the change committed, under that
+//! lock (so no reader sees a
 //! state that did not commit); an outcome that is unknown (a failed batch) drops the person's entries,
 //! so the next request reloads them. Every map is bounded: past its limit it is cleared (entries
 //! reload on demand). Valid while this process is the only writer of the persons it serves; when

@@ -2,8 +2,8 @@
 //! after another (their split depends on the accumulators and account balance the previous one
 //! left), while different persons run concurrently and meet only in the ledger's group-commit
 //! batches. The map holds an entry only while someone holds or waits for it, so it is bounded by
-//! the number of requests in flight plus the fee uploads' warm-up tasks (`warm_money_state`),
-//! each of which ends within its load timeout.
+//! the number of requests in flight plus the fee uploads' warm-up tasks (`warm_money_state`);
+//! a warm-up waits for the lock like any request and then holds it at most its load timeout.
 //!
 //! Across several processes on one PostgreSQL database (issue 6) the queue also takes the
 //! person's advisory lock (`store::advisory`) once `Medical::share_database` set it up, so one

@@ -160,6 +160,8 @@ impl Medical {
         let Ok(code) = personal_account_code(psn_no) else {
             return;
         };
+        // The visit's 参保地 was written from the person's region at 2201 (visit.rs,
+        // `person_region`), so this is the account `personal_account` gives the settlement.
         let spec = AccountSpec::personal(insured, code);
         let year = super::ids::business_year(super::ids::now_ms());
         let (locks, cache, loads) = (self.locks.clone(), self.cache.clone(), self.loads.clone());
@@ -516,10 +518,10 @@ impl Medical {
                     ],
                 });
             }
-            added += rows.len();
-            if !rows.is_empty() {
-                self.rows.write(rows).await?;
-            }
+            // The opening balances commit before the person rows: until its row exists nobody
+            // can find the person, so no reader (1101, a 2204's warm-up) caches a balance the
+            // opening then changes behind the cache's back. Openings are idempotent (one
+            // posting id per person), so a re-run after a crash in between completes them.
             let mut openings = tokio::task::JoinSet::new();
             for import in chunk {
                 let (ledger, accounts) = (self.ledger.clone(), self.accounts.clone());
@@ -528,6 +530,10 @@ impl Medical {
             }
             while let Some(result) = openings.join_next().await {
                 result.map_err(|_| LedgerError::WriterGone)??;
+            }
+            added += rows.len();
+            if !rows.is_empty() {
+                self.rows.write(rows).await?;
             }
         }
         if added > 0 {
@@ -591,7 +597,7 @@ mod tests {
 
     use crate::ledger::{Ledger, LedgerOptions};
     use crate::medical::{Medical, PersonImport, RefData};
-    use crate::nhsa::Envelope;
+    use crate::nhsa::{ApiError, Envelope};
 
     /// A fresh SQLite ledger in `dir` with `refdata` and `persons` imported.
     async fn medical_with(
@@ -739,10 +745,15 @@ mod tests {
         close(ledger, medical).await;
     }
 
-    /// A fee upload (2204) as the HIS sends it (fixtures/his) leaves the person's money state
-    /// warm for the settlement; the registration (2201) before it does not.
-    #[tokio::test]
-    async fn a_fee_upload_warms_the_persons_money_state() {
+    /// The fixture reference data (fixtures/catalogue, policy, institutions), the fixture
+    /// persons (fixtures/persons/cards.csv) and the steps of the Beijing outpatient visit as the
+    /// HIS sends it (fixtures/his/outpatient-beijing-310.json) with its person.
+    fn fixture_visit() -> (
+        RefData,
+        Vec<crate::refdata::Person>,
+        Vec<serde_json::Value>,
+        String,
+    ) {
         let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
         let institutions =
             crate::refdata::load_institutions(&fixtures.join("institutions/institutions.csv"))
@@ -758,8 +769,6 @@ mod tests {
         };
         let persons =
             crate::refdata::load_persons_csv(&fixtures.join("persons/cards.csv")).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let (ledger, medical) = medical_with(dir.path(), refdata, &persons).await;
         let text =
             std::fs::read_to_string(fixtures.join("his/outpatient-beijing-310.json")).unwrap();
         let steps: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
@@ -768,15 +777,21 @@ mod tests {
             .find_map(|step| step["input"]["data"]["psn_no"].as_str())
             .unwrap()
             .to_owned();
-        let person = persons.iter().find(|p| p.psn_no == psn_no).unwrap();
-        let record = medical.load_person(&psn_no).await.unwrap();
-        let personal = medical.personal_account(&record).await.unwrap();
-        let year = super::super::ids::business_year(super::super::ids::now_ms());
+        (refdata, persons, steps, psn_no)
+    }
 
+    /// Sends the fixture steps numbered `infnos` (placeholders filled); returns the visit's
+    /// `mdtrt_id`. `after` runs after each step with its infno.
+    async fn replay(
+        medical: &Medical,
+        steps: &[serde_json::Value],
+        infnos: &[&str],
+        mut after: impl AsyncFnMut(&str),
+    ) -> String {
         let (mut mdtrt_id, mut sign_no) = (String::new(), String::new());
         for step in steps {
             let infno = step["infno"].as_str().unwrap().to_owned();
-            if !["9001", "2201", "2204"].contains(&infno.as_str()) {
+            if !infnos.contains(&infno.as_str()) {
                 continue;
             }
             let body = step
@@ -794,15 +809,39 @@ mod tests {
             if let Some(no) = output["signinoutb"]["sign_no"].as_str() {
                 sign_no = no.to_owned();
             }
-            if infno == "2201" {
-                // Whatever the registration started has finished once its person is free.
-                drop(medical.locks.lock(&psn_no).await.unwrap());
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                drop(medical.locks.lock(&psn_no).await.unwrap());
-                assert_eq!(medical.cache.accumulators(&psn_no, year), None);
-            }
+            after(&infno).await;
         }
         assert!(!mdtrt_id.is_empty(), "the fixture registered a visit");
+        mdtrt_id
+    }
+
+    /// A fee upload (2204) as the HIS sends it (fixtures/his) leaves the person's money state
+    /// warm for the settlement; the registration (2201) before it does not.
+    #[tokio::test]
+    async fn a_fee_upload_warms_the_persons_money_state() {
+        let (refdata, persons, steps, psn_no) = fixture_visit();
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, medical) = medical_with(dir.path(), refdata, &persons).await;
+        let person = persons.iter().find(|p| p.psn_no == psn_no).unwrap();
+        let record = medical.load_person(&psn_no).await.unwrap();
+        let personal = medical.personal_account(&record).await.unwrap();
+        let year = super::super::ids::business_year(super::super::ids::now_ms());
+
+        replay(
+            &medical,
+            &steps,
+            &["9001", "2201", "2204"],
+            async |infno: &str| {
+                if infno == "2201" {
+                    // Whatever the registration started has finished once its person is free.
+                    drop(medical.locks.lock(&psn_no).await.unwrap());
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    drop(medical.locks.lock(&psn_no).await.unwrap());
+                    assert_eq!(medical.cache.accumulators(&psn_no, year), None);
+                }
+            },
+        )
+        .await;
         eventually("the 2204 warmed the state", || {
             medical.cache.balance(personal).is_some()
                 && medical.cache.accumulators(&psn_no, year).is_some()
@@ -816,6 +855,52 @@ mod tests {
             medical.cache.accumulators(&psn_no, year),
             Some(Default::default())
         );
+        close(ledger, medical).await;
+    }
+
+    /// A request naming another person's visit finds no visit and leaves nothing in the cache:
+    /// it holds only its own person's lock, so a copy it cached could miss a change the visit's
+    /// person commits meanwhile (a second settlement of a settled visit then passing the check).
+    #[tokio::test]
+    async fn another_persons_visit_is_not_found_and_not_cached() {
+        let (refdata, persons, steps, psn_no) = fixture_visit();
+        let other = persons
+            .iter()
+            .find(|p| p.psn_no != psn_no)
+            .unwrap()
+            .psn_no
+            .clone();
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, medical) = medical_with(dir.path(), refdata, &persons).await;
+        let mdtrt_id = replay(&medical, &steps, &["9001", "2201"], async |_: &str| {}).await;
+        let outpatient = super::super::visit::Kind::Outpatient;
+        medical.cache.forget(&psn_no, &mdtrt_id, None);
+
+        let held = medical.locks.lock(&other).await.unwrap();
+        let found = medical.live_visit(&mdtrt_id, &other, outpatient).await;
+        assert!(
+            matches!(found, Err(ApiError::VisitNotFound)),
+            "{:?}",
+            found.map(|_| ())
+        );
+        assert_eq!(
+            medical.cache.visit(&mdtrt_id),
+            None,
+            "cached under {other}'s lock"
+        );
+        drop(held);
+
+        let held = medical.locks.lock(&psn_no).await.unwrap();
+        let state = medical
+            .live_visit(&mdtrt_id, &psn_no, outpatient)
+            .await
+            .unwrap();
+        assert_eq!(state.visit.psn_no, psn_no);
+        assert_eq!(medical.cache.visit(&mdtrt_id), Some(state));
+        // A cached visit is not another person's either.
+        let found = medical.live_visit(&mdtrt_id, &other, outpatient).await;
+        assert!(matches!(found, Err(ApiError::VisitNotFound)));
+        drop(held);
         close(ledger, medical).await;
     }
 }

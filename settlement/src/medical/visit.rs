@@ -73,15 +73,25 @@ fn signed(fen: crate::Fen, refund: bool) -> i64 {
 }
 
 impl Medical {
-    /// The state of a visit: from the cache, else loaded from the database (and cached).
-    pub(crate) async fn visit_state(&self, mdtrt_id: &str) -> Result<Option<VisitState>, ApiError> {
+    /// The state of visit `mdtrt_id` if it is a visit of `psn_no`, whose lock the caller holds:
+    /// from the cache, else loaded from the database and cached. Another person's visit reads as
+    /// `None` and is not cached: only its own person's lock may fill the cache (cache.rs), or a
+    /// copy loaded here could miss a settlement of that person committing meanwhile.
+    pub(crate) async fn visit_state(
+        &self,
+        mdtrt_id: &str,
+        psn_no: &str,
+    ) -> Result<Option<VisitState>, ApiError> {
         if let Some(state) = self.cache.visit(mdtrt_id) {
-            return Ok(Some(state));
+            return Ok(Some(state).filter(|state| state.visit.psn_no == psn_no));
         }
         let store = self.ledger.store();
         let Some(visit) = store.visit(mdtrt_id).await.map_err(internal)? else {
             return Ok(None);
         };
+        if visit.psn_no != psn_no {
+            return Ok(None);
+        }
         let all = store.fee_lines(mdtrt_id, true).await.map_err(internal)?;
         let lines = store.fee_lines(mdtrt_id, false).await.map_err(internal)?;
         let live_settlement = store
@@ -109,9 +119,8 @@ impl Medical {
         kind: Kind,
     ) -> Result<VisitState, ApiError> {
         let state = self
-            .visit_state(mdtrt_id)
+            .visit_state(mdtrt_id, psn_no)
             .await?
-            .filter(|state| state.visit.psn_no == psn_no)
             .ok_or(ApiError::VisitNotFound)?;
         if state.visit.cancelled {
             return Err(ApiError::VisitState("the visit was cancelled"));

@@ -250,8 +250,13 @@ pub async fn split(node: &Node, med: &Medical, req: SplitRequest) -> Result<Deci
     }
     rows.extend(changes_row(&req.psn_no, year, &setl_id, 1, &deltas)?);
     if legs.is_empty() {
-        // Nothing owed (all cash): the decision alone.
-        db::write_rows(med.ledger(), rows).await.map_err(internal)?;
+        // Nothing owed (all cash): the decision and the accumulator changes (a bill below the
+        // deductible still counts toward it), without a posting.
+        if let Err(error) = db::write_rows(med.ledger(), rows).await {
+            med.cache.forget(&req.psn_no, "", Some(personal));
+            return Err(internal(error));
+        }
+        med.cache.add_accumulators(&req.psn_no, year, &deltas);
         return Ok(decision);
     }
     let posting = Posting {
